@@ -1,0 +1,14 @@
+//! One module per subcommand.
+
+pub(crate) mod check;
+pub(crate) mod config;
+pub(crate) mod init;
+
+use std::path::Path;
+
+use fspbx_ha_core::config::ClusterConfig;
+
+/// Loads and validates the configuration.
+pub(crate) fn load_config(path: &Path) -> anyhow::Result<ClusterConfig> {
+    Ok(ClusterConfig::load(path)?)
+}

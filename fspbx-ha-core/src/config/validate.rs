@@ -1,0 +1,225 @@
+//! Semantic validation of a parsed configuration. Pure: no file or network access, so it runs
+//! in milliseconds and is tested without servers. Every problem is collected, not just the first.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::{ClusterConfig, ConfigProblem, NodeSpec};
+
+/// All problems of `config`, in key order.
+pub(crate) fn validate(config: &ClusterConfig) -> Vec<ConfigProblem> {
+    let mut v = Validator::default();
+    v.nodes(&config.nodes);
+    v.floating(config);
+    v.folders(config);
+    v.policy(config);
+    v.problems
+}
+
+#[derive(Default)]
+struct Validator {
+    problems: Vec<ConfigProblem>,
+}
+
+impl Validator {
+    fn push(&mut self, key: impl Into<String>, expected: impl Into<String>, got: impl Into<String>) {
+        self.problems.push(ConfigProblem::new(key, expected, got));
+    }
+
+    fn port(&mut self, key: String, port: u16) {
+        if port == 0 {
+            self.push(key, "1..65535", "0");
+        }
+    }
+
+    fn non_empty(&mut self, key: String, value: &str, what: &str) {
+        if value.trim().is_empty() {
+            self.push(key, what, "an empty string");
+        }
+    }
+
+    fn positive(&mut self, key: String, d: Duration) {
+        if d.is_zero() {
+            self.push(key, "a duration above zero (e.g. \"10s\")", "0s");
+        }
+    }
+
+    fn nodes(&mut self, nodes: &[NodeSpec]) {
+        if nodes.len() != 2 {
+            self.push(
+                "nodes",
+                "exactly 2 [[nodes]] entries (primary first, standby second)",
+                format!("{} entries", nodes.len()),
+            );
+        }
+        let mut names = HashSet::new();
+        for (i, n) in nodes.iter().enumerate() {
+            let k = |s: &str| format!("nodes[{i}].{s}");
+            if !is_node_name(&n.name) {
+                self.push(
+                    k("name"),
+                    "1-32 characters of a-z, 0-9, '-' or '_'",
+                    format!("{:?}", n.name),
+                );
+            } else if !names.insert(n.name.as_str()) {
+                self.push(k("name"), "a name no other node has", format!("{:?}", n.name));
+            }
+            if !is_dns_name(&n.hostname) {
+                self.push(
+                    k("hostname"),
+                    "a fully qualified host name such as server1.example.com",
+                    format!("{:?}", n.hostname),
+                );
+            }
+            if n.addresses.is_empty() {
+                self.push(k("addresses"), "at least one IPv4 or IPv6 address", "[]");
+            }
+            // ssh
+            self.non_empty(k("ssh.host"), &n.ssh.host, "a host name or address");
+            self.port(k("ssh.port"), n.ssh.port);
+            self.non_empty(k("ssh.user"), &n.ssh.user, "a user name");
+            if n.ssh.identity.as_os_str().is_empty() {
+                self.push(k("ssh.identity"), "the path of a private key file", "an empty path");
+            }
+            if n.ssh.known_hosts.as_os_str().is_empty() {
+                self.push(k("ssh.known_hosts"), "the path of a known_hosts file", "an empty path");
+            }
+            self.positive(k("ssh.connect_timeout"), n.ssh.connect_timeout);
+            self.positive(k("ssh.command_timeout"), n.ssh.command_timeout);
+            self.positive(k("ssh.keepalive_interval"), n.ssh.keepalive_interval);
+            if n.ssh.connect_attempts == 0 || n.ssh.connect_attempts > 20 {
+                self.push(k("ssh.connect_attempts"), "1..20", n.ssh.connect_attempts.to_string());
+            }
+            // postgres
+            self.non_empty(k("postgres.host"), &n.postgres.host, "a host name or address");
+            self.port(k("postgres.port"), n.postgres.port);
+            self.non_empty(k("postgres.dbname"), &n.postgres.dbname, "a database name");
+            self.non_empty(k("postgres.user"), &n.postgres.user, "a role name");
+            self.positive(k("postgres.connect_timeout"), n.postgres.connect_timeout);
+            // syncthing
+            if let Some(st) = &n.syncthing
+                && !(st.url.starts_with("http://") || st.url.starts_with("https://"))
+            {
+                self.push(k("syncthing.url"), "an http:// or https:// URL", format!("{:?}", st.url));
+            }
+            // probes
+            if let Some(sip) = &n.probes.sip {
+                self.non_empty(k("probes.sip.host"), &sip.host, "a host name or address");
+                self.port(k("probes.sip.port"), sip.port);
+            }
+            if let Some(http) = &n.probes.http {
+                if !(http.url.starts_with("http://") || http.url.starts_with("https://")) {
+                    self.push(k("probes.http.url"), "an http:// or https:// URL", format!("{:?}", http.url));
+                }
+                if !(100..=599).contains(&http.status_min)
+                    || !(100..=599).contains(&http.status_max)
+                    || http.status_min > http.status_max
+                {
+                    self.push(
+                        k("probes.http.status_min"),
+                        "100 <= status_min <= status_max <= 599",
+                        format!("{}..{}", http.status_min, http.status_max),
+                    );
+                }
+            }
+        }
+    }
+
+    fn floating(&mut self, c: &ClusterConfig) {
+        let f = &c.floating;
+        let zone = f.zone.trim_end_matches('.').to_ascii_lowercase();
+        let name = f.name.trim_end_matches('.').to_ascii_lowercase();
+        if !is_dns_name(&zone) {
+            self.push("floating.zone", "a DNS zone such as example.com", format!("{:?}", f.zone));
+        }
+        if !is_dns_name(&name) {
+            self.push("floating.name", "a DNS name such as pbx.example.com", format!("{:?}", f.name));
+        } else if !(name == zone || name.ends_with(&format!(".{zone}"))) {
+            self.push(
+                "floating.name",
+                format!("a name inside the zone {zone:?}"),
+                format!("{:?}", f.name),
+            );
+        }
+        if f.ttl == 0 || f.ttl > 86_400 {
+            self.push("floating.ttl", "1..86400 seconds (30-60 suggested)", f.ttl.to_string());
+        }
+        for (i, ns) in f.nameservers.iter().enumerate() {
+            if ns.trim().is_empty() {
+                self.push(format!("floating.nameservers[{i}]"), "host or host:port", "an empty string");
+            }
+        }
+        for (i, n) in c.nodes.iter().enumerate() {
+            let h = n.hostname.trim_end_matches('.').to_ascii_lowercase();
+            if h == name {
+                self.push(
+                    format!("nodes[{i}].hostname"),
+                    "a name different from floating.name (each node keeps its own record)",
+                    format!("{:?}", n.hostname),
+                );
+            }
+        }
+    }
+
+    fn folders(&mut self, c: &ClusterConfig) {
+        let mut paths = HashSet::new();
+        let mut ids = HashSet::new();
+        for (i, f) in c.folders.iter().enumerate() {
+            if !f.path.is_absolute() {
+                self.push(format!("folders[{i}].path"), "an absolute path", format!("{:?}", f.path));
+            } else if !paths.insert(f.path.clone()) {
+                self.push(format!("folders[{i}].path"), "a path listed once", format!("{:?}", f.path));
+            }
+            if let Some(id) = &f.id {
+                if id.is_empty() || id.len() > 64 || id.chars().any(|c| c.is_whitespace()) {
+                    self.push(
+                        format!("folders[{i}].id"),
+                        "1-64 characters without spaces",
+                        format!("{id:?}"),
+                    );
+                } else if !ids.insert(id.clone()) {
+                    self.push(format!("folders[{i}].id"), "an id used once", format!("{id:?}"));
+                }
+            }
+            if f.rescan_interval_s == 0 {
+                self.push(
+                    format!("folders[{i}].rescan_interval_s"),
+                    "seconds above zero (FS PBX uses 300 or 3600)",
+                    "0",
+                );
+            }
+        }
+    }
+
+    fn policy(&mut self, c: &ClusterConfig) {
+        let p = &c.policy;
+        self.positive("policy.interval".into(), p.interval);
+        if p.rise == 0 {
+            self.push("policy.rise", "1 or more", "0");
+        }
+        if p.fall == 0 {
+            self.push("policy.fall", "1 or more", "0");
+        }
+    }
+}
+
+fn is_node_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// A host name: dot-separated labels of 1-63 letters, digits and hyphens, 253 characters in all.
+pub(crate) fn is_dns_name(s: &str) -> bool {
+    let s = s.trim_end_matches('.');
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}

@@ -1,0 +1,18 @@
+//! The fspbx-ha engine.
+//!
+//! - [`config`]: the cluster configuration (TOML), its validation and the `init` template.
+//! - [`ssh`]: the SSH executor (russh) with strict known_hosts checking and port forwards.
+//! - [`pg`]: PostgreSQL connections to a node, directly or through an SSH tunnel.
+//! - [`check`]: the preflight checks behind `fspbx-ha check`.
+//!
+//! All logic lives here; the CLI and the Python module only translate.
+
+pub mod check;
+pub mod config;
+mod error;
+pub mod pg;
+pub mod shell;
+pub mod ssh;
+
+pub use error::{Error, ErrorFamily, Result};
+pub use fspbx_ha_secret::{Secret, SecretRef};

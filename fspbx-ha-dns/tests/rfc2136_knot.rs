@@ -1,0 +1,224 @@
+//! RFC 2136 + TSIG against a real Knot primary (127.0.0.53) and a secondary fed by zone
+//! transfer (127.0.0.54).
+
+mod common;
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use common::{Observer, cas_race, ip, provider_suite};
+use fspbx_ha_dns::propagation::{Checker, Outcome};
+use fspbx_ha_dns::rfc2136::{Rfc2136, TsigAlg, TsigKey};
+use fspbx_ha_dns::{Change, DnsProvider, Error, Expected, RecordKind};
+use fspbx_ha_lab::knot::{DNS_IP, DNS2_IP, Knot, KnotOptions};
+use fspbx_ha_secret::{Secret, SecretRef};
+
+struct Kdig<'a>(&'a fspbx_ha_lab::knot::KnotServer);
+
+#[async_trait]
+impl Observer for Kdig<'_> {
+    async fn values(&self, name: &str, kind: RecordKind) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = tokio::task::block_in_place(|| self.0.kdig(name, kind.as_str()))
+            .unwrap()
+            .iter()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+fn knot(secondary: bool) -> Knot {
+    Knot::start(KnotOptions {
+        secondary,
+        records: vec![
+            "server1 60 A 127.0.0.2".into(),
+            "server2 60 A 127.0.0.3".into(),
+            "alias 60 CNAME server1".into(),
+        ],
+        ..KnotOptions::default()
+    })
+    .unwrap()
+}
+
+fn provider(k: &Knot) -> Rfc2136 {
+    let secret = SecretRef::file(k.key_file()).resolve().unwrap();
+    Rfc2136::new(
+        k.primary.addr(),
+        k.zone(),
+        Some(TsigKey {
+            name: k.key().name.clone(),
+            algorithm: TsigAlg::HmacSha256,
+            secret,
+        }),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_suite_passes_against_knot() {
+    let k = knot(false);
+    let p = provider(&k);
+    assert!(p.capabilities().atomic_cas);
+    provider_suite(&p, &Kdig(&k.primary), "suite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_cas_flips_exactly_one_wins_on_knot() {
+    let k = knot(false);
+    let p = provider(&k);
+    cas_race(&p, &Kdig(&k.primary), "race").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_tsig_secret_or_name_is_a_clear_error_and_changes_nothing() {
+    let k = knot(false);
+    let obs = Kdig(&k.primary);
+    let name = "server1.example.test";
+    // A valid key of the right length, but not the server's.
+    let wrong_secret = "c2VjcmV0LXRoYXQtaXMtbm90LXRoZS1zZXJ2ZXJzLWtleSE=";
+    for (key_name, secret) in [
+        ("labkey", wrong_secret.to_string()),
+        ("nosuchkey", k.key().secret.clone()),
+    ] {
+        let p = Rfc2136::new(
+            k.primary.addr(),
+            k.zone(),
+            Some(TsigKey {
+                name: key_name.into(),
+                algorithm: TsigAlg::HmacSha256,
+                secret: Secret::new(secret.clone()),
+            }),
+        )
+        .unwrap();
+        let err = p
+            .set(&Change::set(name, RecordKind::A, 60, vec![ip("192.0.2.66")]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::TsigRejected { key_name: n, .. } if n == key_name),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("rejected the TSIG key"), "{text}");
+        assert!(!text.contains(&secret), "the secret must not be in the error");
+        assert!(!format!("{err:?}").contains(&secret));
+        assert!(!format!("{p:?}").contains(&secret));
+    }
+    assert_eq!(obs.values(name, RecordKind::A).await, vec![ip("127.0.0.2")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_update_is_refused_with_a_hint() {
+    let k = knot(false);
+    let p = Rfc2136::new(k.primary.addr(), k.zone(), None).unwrap();
+    let err = p
+        .set(&Change::set("server1.example.test", RecordKind::A, 60, vec![ip("192.0.2.66")]))
+        .await
+        .unwrap_err();
+    match &err {
+        Error::UpdateRefused { rcode, hint, .. } => {
+            assert_eq!(rcode, "Not Authorized", "{err}");
+            assert!(hint.as_deref().unwrap().contains("TSIG"), "{err}");
+        }
+        other => panic!("expected UpdateRefused, got {other:?}"),
+    }
+    assert_eq!(
+        Kdig(&k.primary).values("server1.example.test", RecordKind::A).await,
+        vec![ip("127.0.0.2")]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_not_served_and_cname_in_the_way_are_typed() {
+    let k = knot(false);
+    let p = Rfc2136::new(k.primary.addr(), "other.test", None).unwrap();
+    let err = p.get("pbx.other.test", RecordKind::A).await.unwrap_err();
+    assert!(matches!(err, Error::ZoneNotFound { .. }), "{err:?}");
+
+    let p = provider(&k);
+    let err = p.get("alias.example.test", RecordKind::A).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::ConflictingRecord { found_kind, .. } if found_kind == "CNAME"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flip_propagates_to_primary_and_secondary() {
+    let k = knot(true);
+    let p = provider(&k);
+    let servers = k.servers();
+    assert_eq!(servers.len(), 2);
+    let checker = Checker::new(k.zone(), servers.clone()).unwrap();
+    let name = "pbx.example.test";
+
+    // Floating record on node A, visible on both servers.
+    p.set(&Change::set(name, RecordKind::A, 30, vec![ip("127.0.0.2")]).expecting(Expected::Absent))
+        .await
+        .unwrap();
+    let first = checker
+        .wait_for(name, RecordKind::A, &[ip("127.0.0.2")], None, Duration::from_secs(10), Duration::from_millis(20))
+        .await
+        .unwrap();
+    assert!(first.verdict.all_moved(), "{first:?}");
+
+    // Flip to node B and time until every authoritative server answers it.
+    let started = Instant::now();
+    let r = p
+        .set(&Change::set(name, RecordKind::A, 30, vec![ip("127.0.0.3")])
+            .expecting(Expected::Values(vec![ip("127.0.0.2")])))
+        .await
+        .unwrap();
+    p.wait_applied(&r, Duration::from_secs(5)).await.unwrap();
+    let report = checker
+        .wait_for(name, RecordKind::A, &[ip("127.0.0.3")], None, Duration::from_secs(10), Duration::from_millis(10))
+        .await
+        .unwrap();
+    let flip = started.elapsed();
+    eprintln!("rfc2136/knot flip latency (set -> primary+secondary answer): {flip:?}");
+    assert!(report.verdict.all_moved(), "{report:?}");
+    assert_eq!(report.answers.len(), 2);
+    let serials: Vec<_> = report.answers.iter().map(|a| a.soa_serial.unwrap()).collect();
+    assert_eq!(serials[0], serials[1], "both servers must serve the same zone version");
+    assert!(serials[0] >= 3, "two updates bump the serial: {serials:?}");
+    for a in &report.answers {
+        assert_eq!(a.outcome, Outcome::Records { ttl: 30, values: vec![ip("127.0.0.3")] });
+    }
+    assert!(report.servers_moved_at.is_some());
+
+    // A stopped secondary is reported as unreachable, never as moved.
+    let mut k = k;
+    k.secondary.as_mut().unwrap().stop();
+    let answers = checker.ask(name, RecordKind::A).await.unwrap();
+    let v = fspbx_ha_dns::propagation::verdict(&[ip("127.0.0.3")], &answers);
+    assert!(!v.all_moved());
+    assert_eq!(v.unreachable, vec![servers[1]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_value_nobody_serves_reports_laggards_and_old_ttl() {
+    let k = knot(true);
+    let checker = Checker::new(k.zone(), k.servers())
+        .unwrap()
+        .with_timeout(Duration::from_millis(500));
+    let report = checker
+        .wait_for("server1.example.test", RecordKind::A, &[ip("127.0.0.9")], None, Duration::from_millis(300), Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert!(!report.verdict.all_moved());
+    assert_eq!(report.verdict.lagging.len(), 2);
+    assert_eq!(report.old_ttl, Some(60));
+    assert_eq!(report.clients_moved_by, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovers_authoritative_servers_from_ns_records() {
+    let k = knot(true);
+    let checker = Checker::discover(k.zone(), k.primary.addr(), k.primary.addr().port())
+        .await
+        .unwrap();
+    let ips: Vec<IpAddr> = checker.servers().iter().map(|s| s.ip()).collect();
+    assert_eq!(ips, vec![DNS_IP, DNS2_IP]);
+}

@@ -1,0 +1,2 @@
+//! `fspbx-ha-lab`: start and stop the lab.
+fn main() {}

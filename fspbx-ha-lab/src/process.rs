@@ -1,0 +1,339 @@
+//! Processes owned by the lab: started, watched and always stopped by PID.
+//!
+//! PID 1 on the lab machines is no init: it neither stops our processes nor reaps orphans. So
+//! every process is held by a [`Guard`] that stops it when dropped, and "is it running" treats a
+//! zombie as gone.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal};
+
+use crate::Error;
+
+/// How long [`Guard::stop`] waits after SIGTERM before it sends SIGKILL.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// How often the lab polls for readiness or exit.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// A started process stopped by PID when dropped (SIGTERM, then SIGKILL after a grace period),
+/// also when a test panics.
+#[derive(Debug)]
+pub struct Guard {
+    pid: u32,
+    name: String,
+    /// Set when we spawned it ourselves: lets us reap it.
+    child: Option<Child>,
+    /// Signal the whole process group (the process leads its own group).
+    group: bool,
+    /// The kernel's start time of the process (guards against PID reuse).
+    start_time: Option<u64>,
+    grace: Duration,
+    /// Stopped or detached: nothing left to do on drop.
+    done: bool,
+}
+
+impl Guard {
+    /// Spawns `cmd` with stdout+stderr appended to `log`, in its own process group.
+    pub fn spawn(mut cmd: Command, name: &str, log: &Path) -> Result<Guard, Error> {
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| Error::io("open log", log, e))?;
+        let err = out.try_clone().map_err(|e| Error::io("open log", log, e))?;
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+        let child = cmd.spawn().map_err(|source| Error::Spawn {
+            name: name.to_owned(),
+            program: PathBuf::from(cmd.get_program()),
+            source,
+        })?;
+        let pid = child.id();
+        tracing::debug!(name, pid, "spawned");
+        Ok(Guard {
+            pid,
+            name: name.to_owned(),
+            child: Some(child),
+            group: true,
+            start_time: start_time(pid),
+            grace: DEFAULT_GRACE,
+            done: false,
+        })
+    }
+
+    /// Adopts an already running process (e.g. one that daemonized and wrote a pidfile).
+    pub fn adopt(pid: u32, name: &str) -> Guard {
+        Guard {
+            pid,
+            name: name.to_owned(),
+            child: None,
+            group: false,
+            start_time: start_time(pid),
+            grace: DEFAULT_GRACE,
+            done: false,
+        }
+    }
+
+    /// Adopts an already running process that leads its own process group (like a postmaster
+    /// started by `pg_ctl`): signals go to the whole group, so its children go down with it.
+    pub fn adopt_group(pid: u32, name: &str) -> Guard {
+        let mut g = Guard::adopt(pid, name);
+        g.group = true;
+        g
+    }
+
+    /// Sets how long [`Guard::stop`] waits between SIGTERM and SIGKILL.
+    pub fn with_grace(mut self, grace: Duration) -> Guard {
+        self.grace = grace;
+        self
+    }
+
+    /// The process ID.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Our name for the process.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The kernel's start time of the process (clock ticks since boot), if it was readable.
+    pub fn start_time(&self) -> Option<u64> {
+        self.start_time
+    }
+
+    /// Sends SIGKILL now (fault tests) and reaps it.
+    pub fn kill_hard(&mut self) {
+        if self.done {
+            return;
+        }
+        self.signal(Signal::KILL);
+        self.wait_gone(Duration::from_secs(10));
+        self.done = true;
+    }
+
+    /// Stops it now (SIGTERM, grace, SIGKILL); idempotent.
+    pub fn stop(&mut self) {
+        if self.done {
+            return;
+        }
+        if self.is_running() {
+            self.signal(Signal::TERM);
+            if !self.wait_gone(self.grace) {
+                tracing::warn!(name = %self.name, pid = self.pid, "no exit after SIGTERM, sending SIGKILL");
+                self.signal(Signal::KILL);
+                self.wait_gone(Duration::from_secs(10));
+            }
+        }
+        // Leftovers of the group (children that outlived their leader) go too.
+        if self.group {
+            if let Some(pid) = to_pid(self.pid) {
+                let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+            }
+        }
+        self.reap();
+        self.done = true;
+    }
+
+    /// Leaves it running after the guard is gone (the demo's `up`), returns its PID.
+    pub fn detach(mut self) -> u32 {
+        self.done = true;
+        // Dropping a std Child neither kills nor waits.
+        self.child = None;
+        self.pid
+    }
+
+    /// Whether the process still runs (a zombie counts as gone).
+    pub fn is_running(&self) -> bool {
+        pid_alive(self.pid, self.start_time)
+    }
+
+    fn signal(&self, sig: Signal) {
+        let Some(pid) = to_pid(self.pid) else { return };
+        if !pid_alive(self.pid, self.start_time) && !self.group {
+            return;
+        }
+        let r = if self.group {
+            rustix::process::kill_process_group(pid, sig)
+                .or_else(|_| rustix::process::kill_process(pid, sig))
+        } else {
+            rustix::process::kill_process(pid, sig)
+        };
+        if let Err(e) = r {
+            tracing::debug!(name = %self.name, pid = self.pid, error = %e, "signal not delivered");
+        }
+    }
+
+    fn reap(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.try_wait();
+        }
+    }
+
+    /// Polls until the process is gone; true when it went within `timeout`.
+    fn wait_gone(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return true;
+                }
+            } else if !pid_alive(self.pid, self.start_time) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn to_pid(pid: u32) -> Option<Pid> {
+    i32::try_from(pid).ok().and_then(Pid::from_raw)
+}
+
+/// Reads `/proc/PID/stat`: (state, start time).
+fn proc_stat(pid: u32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // After the state come ppid .. ; starttime is field 22 overall, the 20th after the state.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// The kernel's start time of `pid` (clock ticks since boot), if it runs.
+pub fn start_time(pid: u32) -> Option<u64> {
+    proc_stat(pid).map(|(_, t)| t)
+}
+
+/// Whether `pid` runs and is not a zombie; with `start_time`, also that it is still the same
+/// process (not a reused PID).
+pub fn pid_alive(pid: u32, start_time: Option<u64>) -> bool {
+    match proc_stat(pid) {
+        Some((state, t)) => state != 'Z' && state != 'X' && start_time.is_none_or(|s| s == t),
+        None => false,
+    }
+}
+
+/// Stops a process known only by PID (e.g. from lab.json): SIGTERM, up to `grace`, then
+/// SIGKILL. With `group`, the whole process group it leads is signalled. Returns whether it was
+/// running when called.
+pub fn stop_pid(pid: u32, start_time: Option<u64>, group: bool, grace: Duration) -> bool {
+    if !pid_alive(pid, start_time) {
+        return false;
+    }
+    let mut g = if group { Guard::adopt_group(pid, "pid") } else { Guard::adopt(pid, "pid") };
+    g.start_time = start_time;
+    g.grace = grace;
+    g.stop();
+    true
+}
+
+/// Polls `ready` every 50 ms until it returns true or `timeout` passes; the error names `what`
+/// and, if given, the tail of `log`.
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    log: Option<&Path>,
+    mut ready: impl FnMut() -> bool,
+) -> Result<(), Error> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::NotReady {
+                what: what.to_owned(),
+                timeout,
+                log_tail: log.map(|l| log_tail(l, 20)),
+            });
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// The last `lines` lines of a log file (empty when it cannot be read).
+pub fn log_tail(log: &Path, lines: usize) -> String {
+    let Ok(mut f) = std::fs::File::open(log) else { return String::new() };
+    // Logs can grow large: read only the last 16 KiB.
+    if let Ok(len) = f.metadata().map(|m| m.len()) {
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)));
+    }
+    let mut buf = Vec::new();
+    if f.read_to_end(&mut buf).is_err() {
+        return String::new();
+    }
+    tail_lines(&String::from_utf8_lossy(&buf), lines)
+}
+
+fn tail_lines(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Runs a one-shot command to completion (stdin closed) and fails with its stderr when it exits
+/// non-zero. `what` names it in the error ("initdb for pg-a").
+pub fn run(mut cmd: Command, what: &str) -> Result<Output, Error> {
+    let program = PathBuf::from(cmd.get_program());
+    let out = cmd.stdin(Stdio::null()).output().map_err(|source| Error::Spawn {
+        name: what.to_owned(),
+        program: program.clone(),
+        source,
+    })?;
+    check_output(out, what, program)
+}
+
+/// Like [`run`], but feeds `input` on stdin (used for SQL and secrets: never on argv).
+pub fn run_with_input(mut cmd: Command, what: &str, input: &[u8]) -> Result<Output, Error> {
+    use std::io::Write;
+    let program = PathBuf::from(cmd.get_program());
+    let spawn_err = |source| Error::Spawn { name: what.to_owned(), program: program.clone(), source };
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_err)?;
+    let mut stdin = child.stdin.take();
+    let input = input.to_vec();
+    // Write on a thread so a child that talks a lot before reading cannot deadlock us.
+    let writer = std::thread::spawn(move || {
+        if let Some(s) = stdin.as_mut() {
+            let _ = s.write_all(&input);
+        }
+    });
+    let out = child.wait_with_output().map_err(spawn_err)?;
+    let _ = writer.join();
+    check_output(out, what, program)
+}
+
+fn check_output(out: Output, what: &str, program: PathBuf) -> Result<Output, Error> {
+    if out.status.success() {
+        return Ok(out);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let text = if stderr.trim().is_empty() { String::from_utf8_lossy(&out.stdout) } else { stderr };
+    Err(Error::CommandFailed {
+        what: what.to_owned(),
+        program,
+        status: out.status.to_string(),
+        stderr: tail_lines(text.trim(), 20),
+    })
+}

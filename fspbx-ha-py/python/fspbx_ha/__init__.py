@@ -1,0 +1,40 @@
+"""fspbx_ha: high availability for a two-node FS PBX, from Python.
+
+The classes and functions here are the Rust library's own (module ``fspbx_ha._native``); this
+package only re-exports them.
+
+    >>> import fspbx_ha
+    >>> cfg = fspbx_ha.ClusterConfig.from_toml(fspbx_ha.ClusterConfig.template())
+    >>> [n.name for n in cfg.nodes]
+    ['a', 'b']
+"""
+
+from ._native import (
+    CheckItem,
+    CheckReport,
+    ClusterConfig,
+    ConfigError,
+    FspbxHaError,
+    LocalIoError,
+    Node,
+    PostgresError,
+    SecretError,
+    SshError,
+    __version__,
+    check,
+)
+
+__all__ = [
+    "CheckItem",
+    "CheckReport",
+    "ClusterConfig",
+    "ConfigError",
+    "FspbxHaError",
+    "LocalIoError",
+    "Node",
+    "PostgresError",
+    "SecretError",
+    "SshError",
+    "__version__",
+    "check",
+]

@@ -1,0 +1,19 @@
+//! Python bindings for fspbx-ha: the native module `fspbx_ha._native`, re-exported by the
+//! `fspbx_ha` package. Each file translates one part of the libraries; no logic lives here.
+
+mod check;
+mod config;
+mod errors;
+mod runtime;
+
+use pyo3::prelude::*;
+
+/// The native module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    config::register(m)?;
+    check::register(m)?;
+    Ok(())
+}

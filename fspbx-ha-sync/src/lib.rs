@@ -1,0 +1,1 @@
+//! Syncthing client for fspbx-ha (work in progress: see issue 5).

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The main job on the bundled lab: install what is missing, build, start the two-node lab
+# (node A 127.0.0.2, node B 127.0.0.3: PostgreSQL 17 and OpenSSH each) and run
+# `fspbx-ha check` against it. The lab keeps running afterwards; the last line says how to stop
+# it. Safe to run again: a running lab is reused.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+LAB_DIR="${FSPBX_HA_LAB_DIR:-$ROOT/lab}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "installing what the lab needs (idempotent)"
+bash scripts/install.sh
+
+step "building fspbx-ha and the lab"
+cargo build --locked -q -p fspbx-ha-cli -p fspbx-ha-lab
+BIN="$ROOT/target/debug"
+
+step "starting the two-node lab in $LAB_DIR"
+"$BIN/fspbx-ha-lab" up --dir "$LAB_DIR"
+
+step "fspbx-ha check (preflight of both nodes)"
+set +e
+"$BIN/fspbx-ha" --config "$LAB_DIR/cluster.toml" check
+rc=$?
+set -e
+
+echo
+echo "The lab is still running. Configuration: $LAB_DIR/cluster.toml"
+echo "Try: $BIN/fspbx-ha --config $LAB_DIR/cluster.toml check --json"
+echo "Stop it with: $BIN/fspbx-ha-lab down --dir $LAB_DIR"
+exit $rc
