@@ -45,6 +45,12 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Validate the configuration file and print it with defaults filled in.
     Config(cmd::config::ConfigArgs),
+    /// PostgreSQL logical replication both ways: plan, apply, status, verify, teardown.
+    #[command(subcommand)]
+    Replication(cmd::replication::ReplicationCommand),
+    /// Syncthing both ways: pair the daemons, sync status, wait until in sync.
+    #[command(subcommand)]
+    Sync(cmd::sync::SyncCommand),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +69,8 @@ fn main() -> ExitCode {
             Command::Init(args) => cmd::init::run(args, &cli.config, cli.json),
             Command::Check(args) => cmd::check::run(args, &cli.config, cli.json).await,
             Command::Config(args) => cmd::config::run(args, &cli.config, cli.json),
+            Command::Replication(c) => cmd::replication::run(c, &cli.config, cli.json).await,
+            Command::Sync(c) => cmd::sync::run(c, &cli.config, cli.json).await,
         }
     });
     match result {
@@ -83,6 +91,7 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }

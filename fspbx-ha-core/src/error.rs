@@ -176,7 +176,7 @@ pub enum Error {
         port: u16,
         /// The protocol error.
         #[source]
-        source: russh::Error,
+        source: Box<russh::Error>,
     },
     /// The server's host key is not in known_hosts and trust-on-first-use is off.
     #[error(
@@ -203,8 +203,8 @@ pub enum Error {
     },
     /// The server presented a different key than the one recorded: possible man-in-the-middle.
     #[error(
-        "node {node}: HOST KEY CHANGED for {host}:{port}: the server presents {algorithm} \
-         {fingerprint} but {} line {line} records {recorded_fingerprint}; this may be an attack. \
+        "node {node}: HOST KEY CHANGED for {host}:{port}: the server presents {fingerprint} \
+         but {} line {line} records {recorded_fingerprint}; this may be an attack. \
          If the server was reinstalled on purpose, remove that line (ssh-keygen -R '{}' -f {}) \
          and connect again",
         known_hosts.display(),
@@ -218,16 +218,14 @@ pub enum Error {
         host: String,
         /// Port.
         port: u16,
-        /// Key type presented.
-        algorithm: String,
         /// `SHA256:…` fingerprint of the presented key.
         fingerprint: String,
         /// `SHA256:…` fingerprint of the recorded key.
         recorded_fingerprint: String,
         /// The known_hosts file.
         known_hosts: PathBuf,
-        /// Physical (1-based) line of the recorded key in that file.
-        line: usize,
+        /// Physical (1-based) line of the recorded key (same key type) in that file.
+        line: u32,
     },
     /// The server presented a key marked `@revoked`.
     #[error(
@@ -247,7 +245,7 @@ pub enum Error {
         /// The known_hosts file.
         known_hosts: PathBuf,
         /// Physical (1-based) line of the `@revoked` entry.
-        line: usize,
+        line: u32,
     },
     /// The known_hosts file could not be read or appended to.
     #[error("node {node}: cannot {action} known_hosts file {}: {source}", path.display())]
@@ -302,7 +300,7 @@ pub enum Error {
         what: String,
         /// The protocol error.
         #[source]
-        source: russh::Error,
+        source: Box<russh::Error>,
     },
     /// A remote command did not finish in time (it was sent SIGTERM and its channel closed).
     #[error(
@@ -343,7 +341,7 @@ pub enum Error {
 
     // ---------------------------------------------------------------- PostgreSQL
     /// Connecting to a node's PostgreSQL failed.
-    #[error("node {node}: cannot connect to PostgreSQL at {target}: {source}")]
+    #[error("node {node}: cannot connect to PostgreSQL at {target}: {}", pg_reason(source))]
     PgConnect {
         /// Node name.
         node: String,
@@ -372,7 +370,7 @@ pub enum Error {
         key: String,
     },
     /// A query failed.
-    #[error("node {node}: {what} failed: {source}")]
+    #[error("node {node}: {what} failed: {}", pg_reason(source))]
     PgQuery {
         /// Node name.
         node: String,
@@ -382,6 +380,206 @@ pub enum Error {
         #[source]
         source: tokio_postgres::Error,
     },
+
+    // ---------------------------------------------------------------- replication
+    /// A node's PostgreSQL is too old for bi-directional logical replication.
+    #[error(
+        "node {node}: step {step}: PostgreSQL {version} is too old: {feature} needs PostgreSQL \
+         {needed} or newer; upgrade PostgreSQL on this node (FS PBX installs 17)"
+    )]
+    ReplicationServerTooOld {
+        /// Node name.
+        node: String,
+        /// Step id.
+        step: String,
+        /// `server_version` of the node.
+        version: String,
+        /// What needs the newer version, e.g. `origin = none`.
+        feature: String,
+        /// The lowest major version that has it.
+        needed: u32,
+    },
+    /// Server settings need a restart and no consent to restart was given.
+    #[error(
+        "node {node}: step {step}: {settings} needs a PostgreSQL restart; re-run with \
+         --allow-restart to let fspbx-ha set it and restart the server, or set it in \
+         postgresql.conf and restart PostgreSQL yourself"
+    )]
+    ReplicationRestartNeeded {
+        /// Node name.
+        node: String,
+        /// Step id.
+        step: String,
+        /// The settings and their values, e.g. `wal_level = replica (needs logical)`.
+        settings: String,
+    },
+    /// The node that receives the initial copy already holds rows.
+    #[error(
+        "node {node}: step {step}: {count} table(s) already hold rows ({tables}); the initial \
+         copy from node {peer} would collide with them. Empty them, or re-run with \
+         --destructive to truncate them"
+    )]
+    ReplicationTargetHasData {
+        /// Node name.
+        node: String,
+        /// Step id.
+        step: String,
+        /// The peer the copy comes from.
+        peer: String,
+        /// How many tables hold rows.
+        count: usize,
+        /// The first few of them.
+        tables: String,
+    },
+    /// The schemas of the two nodes differ and the receiving node is not empty.
+    #[error(
+        "node {node}: step {step}: its schema differs from node {peer}'s ({detail}); re-run \
+         with --destructive to replace it with a copy of node {peer}'s schema, or align the \
+         schemas first (FS PBX: the same code and `php artisan migrate` on both)"
+    )]
+    ReplicationSchemaDiffers {
+        /// Node name.
+        node: String,
+        /// Step id.
+        step: String,
+        /// The node whose schema is the reference.
+        peer: String,
+        /// What differs, e.g. `3 tables only on a: public.jobs, …`.
+        detail: String,
+    },
+    /// A publication or subscription with the configured name exists with other settings.
+    #[error("node {node}: step {step}: {object} exists with other settings ({differences}); {fix}")]
+    ReplicationObjectMismatch {
+        /// Node name.
+        node: String,
+        /// Step id.
+        step: String,
+        /// e.g. `subscription "fspbx_subscription_a_to_b"`.
+        object: String,
+        /// What differs.
+        differences: String,
+        /// How to fix it.
+        fix: String,
+    },
+    /// The configured database user is not a superuser.
+    #[error(
+        "node {node}: step {step}: connected as {user}, which is not a superuser; FOR ALL TABLES \
+         publications and subscriptions need one: set {key} to a superuser (FS PBX: fusionpbx)"
+    )]
+    ReplicationNotSuperuser {
+        /// Node name.
+        node: String,
+        /// Step id.
+        step: String,
+        /// The role connected as.
+        user: String,
+        /// Key path of the setting, e.g. `nodes[0].postgres.user`.
+        key: String,
+    },
+    /// A dedicated replication role is configured without a password reference.
+    #[error(
+        "replication.password: the replication role {role:?} needs a password reference \
+         (env:NAME or file:PATH); set replication.password, or set replication.role to the \
+         nodes' postgres.user"
+    )]
+    ReplicationPasswordMissing {
+        /// The role.
+        role: String,
+    },
+    /// A step of a plan failed while it ran. The steps before it are done; `apply` again
+    /// resumes here once the cause is fixed.
+    #[error("node {node}: step {step} failed: {source}; {fix}")]
+    ReplicationStep {
+        /// Node name.
+        node: String,
+        /// Step id.
+        step: String,
+        /// How to fix it.
+        fix: String,
+        /// The underlying error (never carries a password).
+        #[source]
+        source: Box<Error>,
+    },
+    /// A step waited too long.
+    #[error("node {node}: step {step}: {what} did not finish within {after:?}; {fix}")]
+    ReplicationTimeout {
+        /// Node name.
+        node: String,
+        /// Step id.
+        step: String,
+        /// What was awaited.
+        what: String,
+        /// The limit.
+        after: Duration,
+        /// What to do.
+        fix: String,
+    },
+    /// A step ran without error but what it should have achieved is still not true.
+    #[error("node {node}: step {step} ran but {postcondition} is still not true; {fix}")]
+    ReplicationStepIncomplete {
+        /// Node name.
+        node: String,
+        /// Step id.
+        step: String,
+        /// The postcondition, described.
+        postcondition: String,
+        /// What to do.
+        fix: String,
+    },
+
+    // ---------------------------------------------------------------- Syncthing
+    /// A Syncthing operation failed (the message names the node and, where it applies, the
+    /// folder).
+    #[error("{source}")]
+    Sync {
+        /// The node concerned, when the error concerns one.
+        node: Option<String>,
+        /// The Syncthing client's error.
+        #[source]
+        source: fspbx_ha_sync::Error,
+    },
+    /// A node has no `[nodes.syncthing]` section.
+    #[error(
+        "node {node}: {key} is not set; add url and api_key (and via_ssh) for the node's \
+         Syncthing REST API"
+    )]
+    SyncNotConfigured {
+        /// Node name.
+        node: String,
+        /// Key path, e.g. `nodes[1].syncthing`.
+        key: String,
+    },
+    /// `syncthing.url` cannot be used for an SSH forward.
+    #[error("node {node}: {key} = {url:?}: {reason}; expected e.g. http://127.0.0.1:8384")]
+    SyncUrl {
+        /// Node name.
+        node: String,
+        /// Key path, e.g. `nodes[0].syncthing.url`.
+        key: String,
+        /// The URL.
+        url: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+}
+
+impl From<fspbx_ha_sync::Error> for Error {
+    fn from(source: fspbx_ha_sync::Error) -> Self {
+        Error::Sync { node: source.node().map(str::to_owned), source }
+    }
+}
+
+/// A driver error with its causes: tokio-postgres shows only `db error` for a server error;
+/// the server's message (`ERROR: …`, DETAIL, HINT) is its source.
+pub(crate) fn pg_reason(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string().replace('\n', "; "));
+        cause = c.source();
+    }
+    text
 }
 
 /// The family of an error: what part of the setup it concerns. Frontends map families to their
@@ -400,6 +598,10 @@ pub enum ErrorFamily {
     Postgres,
     /// Local files the tool writes.
     Io,
+    /// Replication planning or a replication step: refusals and failed steps.
+    Replication,
+    /// Syncthing: the REST API, pairing, folder problems, sync not complete in time.
+    Sync,
 }
 
 impl Error {
@@ -433,6 +635,18 @@ impl Error {
             PgConnect { .. } | PgTimeout { .. } | PgNeedsSsh { .. } | PgQuery { .. } => {
                 ErrorFamily::Postgres
             }
+            ReplicationPasswordMissing { .. } => ErrorFamily::Config,
+            ReplicationServerTooOld { .. }
+            | ReplicationRestartNeeded { .. }
+            | ReplicationTargetHasData { .. }
+            | ReplicationSchemaDiffers { .. }
+            | ReplicationObjectMismatch { .. }
+            | ReplicationNotSuperuser { .. }
+            | ReplicationStep { .. }
+            | ReplicationTimeout { .. }
+            | ReplicationStepIncomplete { .. } => ErrorFamily::Replication,
+            SyncNotConfigured { .. } | SyncUrl { .. } => ErrorFamily::Config,
+            Sync { .. } => ErrorFamily::Sync,
         }
     }
 }

@@ -4,13 +4,19 @@
 //! - [`ssh`]: the SSH executor (russh) with strict known_hosts checking and port forwards.
 //! - [`pg`]: PostgreSQL connections to a node, directly or through an SSH tunnel.
 //! - [`check`]: the preflight checks behind `fspbx-ha check`.
+//! - [`replication`]: PostgreSQL logical replication both ways: plan, apply, status, verify,
+//!   teardown.
+//! - [`files`]: the Syncthing pair: pairing plan/apply, sync status and wait, conflict counts.
 //!
 //! All logic lives here; the CLI and the Python module only translate.
 
 pub mod check;
 pub mod config;
+pub mod failover;
+pub mod files;
 mod error;
 pub mod pg;
+pub mod replication;
 pub mod shell;
 pub mod ssh;
 

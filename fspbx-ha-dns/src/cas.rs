@@ -87,7 +87,10 @@ mod tests {
             &Expected::Values(vec![ip("10.0.0.1"), ip("10.0.0.2")]),
             Some(&cur)
         ));
-        assert!(!matches(&Expected::Values(vec![ip("10.0.0.1")]), Some(&cur)));
+        assert!(!matches(
+            &Expected::Values(vec![ip("10.0.0.1")]),
+            Some(&cur)
+        ));
         assert!(!matches(&Expected::Absent, Some(&cur)));
         assert!(matches(&Expected::Absent, None));
         assert!(!matches(&Expected::Values(vec![ip("10.0.0.1")]), None));
@@ -117,6 +120,9 @@ mod tests {
     fn ttl_change_alone_is_a_write() {
         let mut cur = rs(&["10.0.0.2"]);
         cur.ttl = 300;
-        assert_eq!(decide(&change(&["10.0.0.2"], None), Some(&cur)), Decision::Write);
+        assert_eq!(
+            decide(&change(&["10.0.0.2"], None), Some(&cur)),
+            Decision::Write
+        );
     }
 }

@@ -78,7 +78,9 @@ pub enum Error {
 
     /// Another record type occupies the name (typically a CNAME), so an A/AAAA record cannot
     /// be read or written there.
-    #[error("{provider}: {name} holds a {found_kind} record, which rules out {kind}; remove it first")]
+    #[error(
+        "{provider}: {name} holds a {found_kind} record, which rules out {kind}; remove it first"
+    )]
     ConflictingRecord {
         /// Provider name.
         provider: &'static str,
@@ -106,7 +108,10 @@ pub enum Error {
     },
 
     /// The DNS server refused the update for a reason other than the key.
-    #[error("rfc2136: the server {server} refused the update of {name} with {rcode}{}", hint_suffix(hint))]
+    #[error(
+        "rfc2136: the server {server} refused the update of {name} with {rcode}{}",
+        hint_suffix(hint)
+    )]
     UpdateRefused {
         /// The server.
         server: SocketAddr,
@@ -119,7 +124,9 @@ pub enum Error {
     },
 
     /// The provider refused the credentials (HTTP 401/403, SignatureDoesNotMatch, …).
-    #[error("{provider}: credentials refused (HTTP {status}, {code}: {message}); check the key id and secret")]
+    #[error(
+        "{provider}: credentials refused (HTTP {status}, {code}: {message}); check the key id and secret"
+    )]
     AuthRejected {
         /// Provider name.
         provider: &'static str,

@@ -358,7 +358,7 @@ async fn ask_one(
                     }
                     ResponseCode::NXDomain => Outcome::NxDomain,
                     other => Outcome::Failed {
-                        detail: format!("rcode {other}"),
+                        detail: format!("rcode {}", crate::rfc2136::rcode_name(other)),
                     },
                 }
             }
@@ -394,7 +394,7 @@ fn check_rcode(server: SocketAddr, name: &str, rcode: ResponseCode) -> Result<()
         Err(Error::DnsRcode {
             server,
             name: name.to_string(),
-            rcode: rcode.to_string(),
+            rcode: crate::rfc2136::rcode_name(rcode),
         })
     }
 }

@@ -11,8 +11,10 @@ use crate::record::{Capabilities, Change, ChangeReceipt, RecordKind, RecordSet};
 ///
 /// Implementations: [`crate::rfc2136::Rfc2136`], [`crate::route53::Route53`],
 /// [`crate::cloudflare::Cloudflare`]. See `examples/custom_provider.rs` for adding one.
+/// `Debug` is required so providers show up in logs; implementations must keep credentials out
+/// of it.
 #[async_trait]
-pub trait DnsProvider: Send + Sync {
+pub trait DnsProvider: Send + Sync + std::fmt::Debug {
     /// Short provider name used in errors and output (`route53`, `cloudflare`, `rfc2136`).
     fn name(&self) -> &'static str;
 

@@ -345,7 +345,16 @@ mod tests {
         let err = Change::set("pbx.example.test", RecordKind::A, 60, vec![ip("::1")])
             .validated("example.test")
             .unwrap_err();
-        assert!(matches!(err, Error::ValueKindMismatch { kind: RecordKind::A, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::ValueKindMismatch {
+                    kind: RecordKind::A,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = Change::set("pbx..example.test", RecordKind::A, 60, vec![])
             .validated("example.test")
             .unwrap_err();
@@ -353,7 +362,10 @@ mod tests {
         let err = Change::set("p b.example.test", RecordKind::A, 60, vec![])
             .validated("example.test")
             .unwrap_err();
-        assert!(matches!(err, Error::InvalidInput { field: "name", .. }), "{err}");
+        assert!(
+            matches!(err, Error::InvalidInput { field: "name", .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -119,32 +119,32 @@ impl Rfc2136 {
     pub fn new(server: SocketAddr, zone: &str, key: Option<TsigKey>) -> Result<Self> {
         let zone = fqdn(zone);
         let zone_name = parse_name(&zone)?;
-        let signing = match key {
-            None => None,
-            Some(k) => {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(k.secret.expose().trim())
-                    .map_err(|_| Error::InvalidInput {
-                        field: "key_secret",
-                        value: "<redacted>".into(),
-                        reason: "the TSIG secret must be base64, as printed by `keymgr -t` or \
+        let signing =
+            match key {
+                None => None,
+                Some(k) => {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(k.secret.expose().trim())
+                        .map_err(|_| Error::InvalidInput {
+                            field: "key_secret",
+                            value: "<redacted>".into(),
+                            reason: "the TSIG secret must be base64, as printed by `keymgr -t` or \
                                  `tsig-keygen`"
-                            .into(),
-                    })?;
-                let key_name = parse_name(&k.name)?;
-                let signer = TSigner::new(bytes, k.algorithm.hickory(), key_name, 300).map_err(
-                    |e| Error::InvalidInput {
-                        field: "algorithm",
-                        value: k.algorithm.to_string(),
-                        reason: e.to_string(),
-                    },
-                )?;
-                Some(Signing {
-                    key_name: k.name,
-                    signer,
-                })
-            }
-        };
+                                .into(),
+                        })?;
+                    let key_name = parse_name(&k.name)?;
+                    let signer = TSigner::new(bytes, k.algorithm.hickory(), key_name, 300)
+                        .map_err(|e| Error::InvalidInput {
+                            field: "algorithm",
+                            value: k.algorithm.to_string(),
+                            reason: e.to_string(),
+                        })?;
+                    Some(Signing {
+                        key_name: k.name,
+                        signer,
+                    })
+                }
+            };
         Ok(Rfc2136 {
             server,
             zone,
@@ -187,7 +187,7 @@ impl Rfc2136 {
                 return Err(Error::DnsRcode {
                     server: self.server,
                     name: fq,
-                    rcode: other.to_string(),
+                    rcode: rcode_name(other),
                 });
             }
         }
@@ -229,6 +229,27 @@ impl Rfc2136 {
                 detail: other.to_string(),
             },
         }
+    }
+}
+
+/// The RFC mnemonic of a response code (`NOTAUTH`, `NXRRSET`, …).
+pub(crate) fn rcode_name(rcode: ResponseCode) -> String {
+    match rcode {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        ResponseCode::YXDomain => "YXDOMAIN".into(),
+        ResponseCode::YXRRSet => "YXRRSET".into(),
+        ResponseCode::NXRRSet => "NXRRSET".into(),
+        ResponseCode::NotAuth => "NOTAUTH".into(),
+        ResponseCode::NotZone => "NOTZONE".into(),
+        ResponseCode::BADSIG => "BADSIG".into(),
+        ResponseCode::BADKEY => "BADKEY".into(),
+        ResponseCode::BADTIME => "BADTIME".into(),
+        other => format!("RCODE{}", u16::from(other)),
     }
 }
 
@@ -380,12 +401,12 @@ impl DnsProvider for Rfc2136 {
                     Some(s) => Err(Error::TsigRejected {
                         server: self.server,
                         key_name: s.key_name.clone(),
-                        detail: rcode.to_string(),
+                        detail: rcode_name(rcode),
                     }),
                     None => Err(Error::UpdateRefused {
                         server: self.server,
                         name: change.name.clone(),
-                        rcode: rcode.to_string(),
+                        rcode: rcode_name(rcode),
                         hint: Some(
                             "the update was unsigned: configure key_name and key_secret (TSIG)"
                                 .into(),
@@ -400,15 +421,13 @@ impl DnsProvider for Rfc2136 {
             ResponseCode::Refused => Err(Error::UpdateRefused {
                 server: self.server,
                 name: change.name.clone(),
-                rcode: rcode.to_string(),
-                hint: Some(
-                    "the server's ACL does not allow this key to update this zone".into(),
-                ),
+                rcode: rcode_name(rcode),
+                hint: Some("the server's ACL does not allow this key to update this zone".into()),
             }),
             other => Err(Error::UpdateRefused {
                 server: self.server,
                 name: change.name.clone(),
-                rcode: other.to_string(),
+                rcode: rcode_name(other),
                 hint: None,
             }),
         }

@@ -93,7 +93,12 @@ async fn wrong_tsig_secret_or_name_is_a_clear_error_and_changes_nothing() {
         )
         .unwrap();
         let err = p
-            .set(&Change::set(name, RecordKind::A, 60, vec![ip("192.0.2.66")]))
+            .set(&Change::set(
+                name,
+                RecordKind::A,
+                60,
+                vec![ip("192.0.2.66")],
+            ))
             .await
             .unwrap_err();
         assert!(
@@ -102,7 +107,10 @@ async fn wrong_tsig_secret_or_name_is_a_clear_error_and_changes_nothing() {
         );
         let text = err.to_string();
         assert!(text.contains("rejected the TSIG key"), "{text}");
-        assert!(!text.contains(&secret), "the secret must not be in the error");
+        assert!(
+            !text.contains(&secret),
+            "the secret must not be in the error"
+        );
         assert!(!format!("{err:?}").contains(&secret));
         assert!(!format!("{p:?}").contains(&secret));
     }
@@ -114,18 +122,25 @@ async fn unsigned_update_is_refused_with_a_hint() {
     let k = knot(false);
     let p = Rfc2136::new(k.primary.addr(), k.zone(), None).unwrap();
     let err = p
-        .set(&Change::set("server1.example.test", RecordKind::A, 60, vec![ip("192.0.2.66")]))
+        .set(&Change::set(
+            "server1.example.test",
+            RecordKind::A,
+            60,
+            vec![ip("192.0.2.66")],
+        ))
         .await
         .unwrap_err();
     match &err {
         Error::UpdateRefused { rcode, hint, .. } => {
-            assert_eq!(rcode, "Not Authorized", "{err}");
+            assert_eq!(rcode, "NOTAUTH", "{err}");
             assert!(hint.as_deref().unwrap().contains("TSIG"), "{err}");
         }
         other => panic!("expected UpdateRefused, got {other:?}"),
     }
     assert_eq!(
-        Kdig(&k.primary).values("server1.example.test", RecordKind::A).await,
+        Kdig(&k.primary)
+            .values("server1.example.test", RecordKind::A)
+            .await,
         vec![ip("127.0.0.2")]
     );
 }
@@ -138,7 +153,10 @@ async fn zone_not_served_and_cname_in_the_way_are_typed() {
     assert!(matches!(err, Error::ZoneNotFound { .. }), "{err:?}");
 
     let p = provider(&k);
-    let err = p.get("alias.example.test", RecordKind::A).await.unwrap_err();
+    let err = p
+        .get("alias.example.test", RecordKind::A)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, Error::ConflictingRecord { found_kind, .. } if found_kind == "CNAME"),
         "{err:?}"
@@ -159,7 +177,14 @@ async fn flip_propagates_to_primary_and_secondary() {
         .await
         .unwrap();
     let first = checker
-        .wait_for(name, RecordKind::A, &[ip("127.0.0.2")], None, Duration::from_secs(10), Duration::from_millis(20))
+        .wait_for(
+            name,
+            RecordKind::A,
+            &[ip("127.0.0.2")],
+            None,
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+        )
         .await
         .unwrap();
     assert!(first.verdict.all_moved(), "{first:?}");
@@ -167,24 +192,46 @@ async fn flip_propagates_to_primary_and_secondary() {
     // Flip to node B and time until every authoritative server answers it.
     let started = Instant::now();
     let r = p
-        .set(&Change::set(name, RecordKind::A, 30, vec![ip("127.0.0.3")])
-            .expecting(Expected::Values(vec![ip("127.0.0.2")])))
+        .set(
+            &Change::set(name, RecordKind::A, 30, vec![ip("127.0.0.3")])
+                .expecting(Expected::Values(vec![ip("127.0.0.2")])),
+        )
         .await
         .unwrap();
     p.wait_applied(&r, Duration::from_secs(5)).await.unwrap();
     let report = checker
-        .wait_for(name, RecordKind::A, &[ip("127.0.0.3")], None, Duration::from_secs(10), Duration::from_millis(10))
+        .wait_for(
+            name,
+            RecordKind::A,
+            &[ip("127.0.0.3")],
+            None,
+            Duration::from_secs(10),
+            Duration::from_millis(10),
+        )
         .await
         .unwrap();
     let flip = started.elapsed();
     eprintln!("rfc2136/knot flip latency (set -> primary+secondary answer): {flip:?}");
     assert!(report.verdict.all_moved(), "{report:?}");
     assert_eq!(report.answers.len(), 2);
-    let serials: Vec<_> = report.answers.iter().map(|a| a.soa_serial.unwrap()).collect();
-    assert_eq!(serials[0], serials[1], "both servers must serve the same zone version");
+    let serials: Vec<_> = report
+        .answers
+        .iter()
+        .map(|a| a.soa_serial.unwrap())
+        .collect();
+    assert_eq!(
+        serials[0], serials[1],
+        "both servers must serve the same zone version"
+    );
     assert!(serials[0] >= 3, "two updates bump the serial: {serials:?}");
     for a in &report.answers {
-        assert_eq!(a.outcome, Outcome::Records { ttl: 30, values: vec![ip("127.0.0.3")] });
+        assert_eq!(
+            a.outcome,
+            Outcome::Records {
+                ttl: 30,
+                values: vec![ip("127.0.0.3")]
+            }
+        );
     }
     assert!(report.servers_moved_at.is_some());
 
@@ -204,7 +251,14 @@ async fn waiting_for_a_value_nobody_serves_reports_laggards_and_old_ttl() {
         .unwrap()
         .with_timeout(Duration::from_millis(500));
     let report = checker
-        .wait_for("server1.example.test", RecordKind::A, &[ip("127.0.0.9")], None, Duration::from_millis(300), Duration::from_millis(50))
+        .wait_for(
+            "server1.example.test",
+            RecordKind::A,
+            &[ip("127.0.0.9")],
+            None,
+            Duration::from_millis(300),
+            Duration::from_millis(50),
+        )
         .await
         .unwrap();
     assert!(!report.verdict.all_moved());
@@ -221,4 +275,110 @@ async fn discovers_authoritative_servers_from_ns_records() {
         .unwrap();
     let ips: Vec<IpAddr> = checker.servers().iter().map(|s| s.ip()).collect();
     assert_eq!(ips, vec![DNS_IP, DNS2_IP]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_apply_plan_creates_and_corrects_the_three_names_from_config() {
+    // server2 is wrong in the zone, the floating record is missing.
+    let k = Knot::start(KnotOptions {
+        secondary: true,
+        records: vec![
+            "server1 300 A 127.0.0.2".into(),
+            "server2 300 A 127.0.0.99".into(),
+        ],
+        ..KnotOptions::default()
+    })
+    .unwrap();
+    let cfg: fspbx_ha_dns::ProviderConfig = serde_json::from_value(serde_json::json!({
+        "kind": "rfc2136",
+        "server": k.primary.addr().to_string(),
+        "key_name": k.key().name,
+        "key_secret": format!("file:{}", k.key_file().display()),
+    }))
+    .unwrap();
+    let p = cfg.build(k.zone()).unwrap();
+    use fspbx_ha_dns::plan::{self, Action, NodeRecord};
+    let (a_ips, b_ips) = ([ip("127.0.0.2")], [ip("127.0.0.3")]);
+    let a = NodeRecord {
+        node: "a",
+        hostname: "server1.example.test",
+        addresses: &a_ips,
+    };
+    let b = NodeRecord {
+        node: "b",
+        hostname: "server2.example.test",
+        addresses: &b_ips,
+    };
+    let desired = plan::desired_records(&a, &b, "pbx.example.test", 30, &a, 300);
+    let current = plan::read_current(p.as_ref(), &desired).await.unwrap();
+    let steps = plan::plan(&desired, &current);
+    let actions: Vec<&Action> = steps.iter().map(|s| &s.action).collect();
+    assert!(
+        matches!(
+            actions.as_slice(),
+            [Action::Unchanged, Action::Update { .. }, Action::Create]
+        ),
+        "{actions:?}"
+    );
+
+    // Before apply, the authoritative servers disagree with the plan for two records.
+    let checker = Checker::new(k.zone(), k.servers()).unwrap();
+    let before = plan::check_at_servers(&checker, &desired).await.unwrap();
+    assert_eq!(before.iter().filter(|c| c.verdict.all_moved()).count(), 1);
+
+    let receipts = plan::apply(p.as_ref(), &steps).await.unwrap();
+    assert_eq!(receipts.len(), 2);
+    // Re-planning finds nothing to do, and both servers now answer every record.
+    let current = plan::read_current(p.as_ref(), &desired).await.unwrap();
+    assert!(
+        plan::plan(&desired, &current)
+            .iter()
+            .all(|s| s.action == Action::Unchanged)
+    );
+    checker
+        .wait_for(
+            "pbx.example.test",
+            RecordKind::A,
+            &a_ips,
+            None,
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+        )
+        .await
+        .unwrap();
+    let after = plan::check_at_servers(&checker, &desired).await.unwrap();
+    assert!(after.iter().all(|c| c.verdict.all_moved()), "{after:?}");
+    assert_eq!(
+        k.primary.kdig("server2.example.test", "A").unwrap(),
+        vec!["127.0.0.3"]
+    );
+
+    // A plan that went stale (someone changed server2 since) stops with a CAS mismatch.
+    p.set(&Change::set(
+        "server2.example.test",
+        RecordKind::A,
+        300,
+        vec![ip("127.0.0.77")],
+    ))
+    .await
+    .unwrap();
+    let stale = plan::plan(
+        &desired,
+        &[
+            None,
+            Some(fspbx_ha_dns::RecordSet::new(
+                "server2.example.test",
+                RecordKind::A,
+                300,
+                vec![ip("127.0.0.98")],
+            )),
+            None,
+        ],
+    );
+    let err = plan::apply(p.as_ref(), &stale[1..2]).await.unwrap_err();
+    assert!(err.is_cas_mismatch(), "{err:?}");
+    assert_eq!(
+        k.primary.kdig("server2.example.test", "A").unwrap(),
+        vec!["127.0.0.77"]
+    );
 }

@@ -90,6 +90,12 @@ pub enum Error {
         /// What we found instead.
         found: String,
     },
+    /// A lab already runs in this directory.
+    #[error("a lab already runs in {} (see its lab.json): run `fspbx-ha-lab down --dir {}` first", dir.display(), dir.display())]
+    LabRunning {
+        /// The lab directory.
+        dir: PathBuf,
+    },
     /// A lab.json file could not be read or written.
     #[error("lab file {}: {source}", path.display())]
     LabFile {
@@ -110,7 +116,15 @@ fn log_tail_suffix(tail: &Option<String>) -> String {
 
 impl Error {
     /// Shorthand for [`Error::Io`].
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 }

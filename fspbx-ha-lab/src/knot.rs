@@ -46,7 +46,11 @@ impl std::fmt::Debug for TsigMaterial {
 impl TsigMaterial {
     /// Generates a fresh key with `keymgr -t NAME hmac-sha256`.
     pub fn generate(name: &str) -> Result<TsigMaterial, Error> {
-        let keymgr = paths::program("keymgr", "FSPBX_HA_LAB_KEYMGR", Path::new("/usr/sbin/keymgr"))?;
+        let keymgr = paths::program(
+            "keymgr",
+            "FSPBX_HA_LAB_KEYMGR",
+            Path::new("/usr/sbin/keymgr"),
+        )?;
         let mut cmd = Command::new(keymgr);
         cmd.args(["-t", name, "hmac-sha256"]);
         let out = process::run(cmd, "keymgr -t")?;
@@ -59,7 +63,11 @@ impl TsigMaterial {
                 what: "keymgr output (no `secret:` line)".into(),
                 found: String::new(),
             })?;
-        Ok(TsigMaterial { name: name.to_owned(), algorithm: "hmac-sha256".into(), secret })
+        Ok(TsigMaterial {
+            name: name.to_owned(),
+            algorithm: "hmac-sha256".into(),
+            secret,
+        })
     }
 }
 
@@ -82,7 +90,10 @@ impl Default for KnotOptions {
         KnotOptions {
             ip: DNS_IP,
             zone: "example.test.".into(),
-            records: vec!["server1 60 A 127.0.0.2".into(), "server2 60 A 127.0.0.3".into()],
+            records: vec![
+                "server1 60 A 127.0.0.2".into(),
+                "server2 60 A 127.0.0.3".into(),
+            ],
             secondary: false,
         }
     }
@@ -158,13 +169,19 @@ impl Knot {
             .prefix("fspbx-knot-")
             .tempdir()
             .map_err(|e| Error::io("create temp dir", std::env::temp_dir(), e))?;
-        let zone = if opts.zone.ends_with('.') { opts.zone.clone() } else { format!("{}.", opts.zone) };
+        let zone = if opts.zone.ends_with('.') {
+            opts.zone.clone()
+        } else {
+            format!("{}.", opts.zone)
+        };
         let key = TsigMaterial::generate("labkey")?;
         let key_file = temp.path().join("tsig.secret");
         paths::write_secret_file(&key_file, &key.secret, None)?;
 
         let p_addr = SocketAddr::new(opts.ip, free_port(opts.ip));
-        let s_addr = opts.secondary.then(|| SocketAddr::new(DNS2_IP, free_port(DNS2_IP)));
+        let s_addr = opts
+            .secondary
+            .then(|| SocketAddr::new(DNS2_IP, free_port(DNS2_IP)));
 
         let p_dir = temp.path().join("primary");
         let mut zonefile = format!(
@@ -180,8 +197,20 @@ impl Knot {
             zonefile.push('\n');
         }
         std::fs::create_dir_all(p_dir.join("zones")).map_err(|e| Error::io("create", &p_dir, e))?;
-        paths::write_file(&p_dir.join("zones").join(format!("{}.zone", zone.trim_end_matches('.'))), &zonefile, None)?;
-        let p_conf = config(&p_dir, p_addr, &zone, &key, Role::Primary { secondary: s_addr });
+        paths::write_file(
+            &p_dir
+                .join("zones")
+                .join(format!("{}.zone", zone.trim_end_matches('.'))),
+            &zonefile,
+            None,
+        )?;
+        let p_conf = config(
+            &p_dir,
+            p_addr,
+            &zone,
+            &key,
+            Role::Primary { secondary: s_addr },
+        );
         let primary = start_one(&knotd, &p_dir, &p_conf, p_addr, &zone, "knot-primary")?;
 
         let secondary = match s_addr {
@@ -190,11 +219,31 @@ impl Knot {
                 let s_dir = temp.path().join("secondary");
                 std::fs::create_dir_all(s_dir.join("zones"))
                     .map_err(|e| Error::io("create", &s_dir, e))?;
-                let s_conf = config(&s_dir, s_addr, &zone, &key, Role::Secondary { primary: p_addr });
-                Some(start_one(&knotd, &s_dir, &s_conf, s_addr, &zone, "knot-secondary")?)
+                let s_conf = config(
+                    &s_dir,
+                    s_addr,
+                    &zone,
+                    &key,
+                    Role::Secondary { primary: p_addr },
+                );
+                Some(start_one(
+                    &knotd,
+                    &s_dir,
+                    &s_conf,
+                    s_addr,
+                    &zone,
+                    "knot-secondary",
+                )?)
             }
         };
-        Ok(Knot { primary, secondary, zone, key, key_file, _temp: temp })
+        Ok(Knot {
+            primary,
+            secondary,
+            zone,
+            key,
+            key_file,
+            _temp: temp,
+        })
     }
 
     /// The zone (FQDN).
@@ -284,7 +333,8 @@ fn start_one(
     name: &str,
 ) -> Result<KnotServer, Error> {
     for sub in ["run", "db"] {
-        std::fs::create_dir_all(dir.join(sub)).map_err(|e| Error::io("create", dir.join(sub), e))?;
+        std::fs::create_dir_all(dir.join(sub))
+            .map_err(|e| Error::io("create", dir.join(sub), e))?;
     }
     let conf_path = dir.join("knot.conf");
     // The config holds the TSIG secret: owner-only.
@@ -298,16 +348,25 @@ fn start_one(
     let mut cmd = Command::new(knotd);
     cmd.arg("-c").arg(&conf_path);
     let guard = Guard::spawn(cmd, name, &log)?.with_grace(Duration::from_secs(3));
-    let server = KnotServer { guard, addr, dir: dir.to_owned() };
-    process::wait_until(&format!("{name} serving {zone} on {addr}"), Duration::from_secs(15), Some(&log), || {
-        server.is_running() && soa_authoritative(addr, zone)
-    })?;
+    let server = KnotServer {
+        guard,
+        addr,
+        dir: dir.to_owned(),
+    };
+    process::wait_until(
+        &format!("{name} serving {zone} on {addr}"),
+        Duration::from_secs(15),
+        Some(&log),
+        || server.is_running() && soa_authoritative(addr, zone),
+    )?;
     Ok(server)
 }
 
 /// Sends a bare SOA query and checks for an authoritative NOERROR answer.
 fn soa_authoritative(addr: SocketAddr, zone: &str) -> bool {
-    let Ok(sock) = UdpSocket::bind(SocketAddr::new(addr.ip(), 0)) else { return false };
+    let Ok(sock) = UdpSocket::bind(SocketAddr::new(addr.ip(), 0)) else {
+        return false;
+    };
     let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
     let mut q = vec![0x4c, 0x61, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
     for label in zone.trim_end_matches('.').split('.') {

@@ -9,13 +9,16 @@
 //! Components live in one module each (`postgres`, `sshd`, ...); [`lab`] composes them into the
 //! two-node lab the `fspbx-ha-lab` binary starts.
 
+pub mod cluster_toml;
 pub mod knot;
 pub mod lab;
+pub mod moto;
 pub mod paths;
 pub mod ports;
 pub mod postgres;
 pub mod process;
 pub mod sshd;
+pub mod syncthing;
 
 mod error;
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::paths::{self, LabUser};
-use crate::process::{self, Guard};
+use crate::process::{self, Guard, StopSignal};
 use crate::{Error, ports};
 
 /// The FS PBX database role and database name.
@@ -102,7 +102,8 @@ pub struct PgOptions {
     /// The password of `postgres` and `fusionpbx`; `None` generates one.
     pub password: Option<String>,
     /// Where to keep data, socket, log and password file; `None` uses a fresh temporary
-    /// directory removed on drop. Must be reachable by the lab user (not under /root).
+    /// directory under [`paths::scratch_root`] (tmpfs when available), removed on drop. Must be
+    /// reachable by the lab user (not under /root).
     pub dir: Option<PathBuf>,
     /// How long to wait for the server to accept connections.
     pub start_timeout: Duration,
@@ -146,6 +147,9 @@ pub const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("max_wal_senders", "10"),
     ("max_worker_processes", "16"),
     ("track_commit_timestamp", "on"),
+    // Dynamic shared memory in the data directory, not /dev/shm: a SIGKILLed server leaks
+    // nothing outside its data directory.
+    ("dynamic_shared_memory_type", "mmap"),
     // For test speed only.
     ("fsync", "off"),
     ("synchronous_commit", "off"),
@@ -197,18 +201,21 @@ impl PgServer {
         let bin_dir = paths::pg_bin_dir(opts.flavor)?;
         let user = paths::server_user()?;
         let (base_dir, temp) = match &opts.dir {
-            Some(d) => (std::path::absolute(d).map_err(|e| Error::io("resolve", d, e))?, None),
+            Some(d) => (
+                std::path::absolute(d).map_err(|e| Error::io("resolve", d, e))?,
+                None,
+            ),
             None => {
-                let t = tempfile::Builder::new()
-                    .prefix("fspbx-ha-pg-")
-                    .tempdir()
-                    .map_err(|e| Error::io("create", std::env::temp_dir(), e))?;
+                let t = paths::scratch_tempdir("fspbx-ha-pg-")?;
                 (t.path().to_owned(), Some(t))
             }
         };
         paths::prepare_dir(&base_dir, user.as_ref())?;
         let port = opts.port.unwrap_or_else(|| ports::free_port(opts.ip));
-        let password = opts.password.clone().unwrap_or_else(|| ports::random_hex(24));
+        let password = opts
+            .password
+            .clone()
+            .unwrap_or_else(|| ports::random_hex(24));
         let mut server = PgServer {
             flavor: opts.flavor,
             name: opts.name.clone(),
@@ -247,7 +254,11 @@ impl PgServer {
             .arg("-D")
             .arg(self.data_dir())
             .args(["-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8"])
-            .args(["--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"])
+            .args([
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--no-sync",
+            ])
             .arg(format!("--pwfile={}", self.password_file().display()));
         process::run(initdb, &format!("initdb for {}", self.name))?;
 
@@ -267,10 +278,17 @@ impl PgServer {
         let mut all: Vec<(String, String)> = vec![
             ("listen_addresses".into(), self.ip.to_string()),
             ("port".into(), self.port.to_string()),
-            ("unix_socket_directories".into(), self.socket_dir().display().to_string()),
+            (
+                "unix_socket_directories".into(),
+                self.socket_dir().display().to_string(),
+            ),
             ("wal_level".into(), opts.wal_level.clone()),
         ];
-        all.extend(DEFAULT_SETTINGS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        all.extend(
+            DEFAULT_SETTINGS
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         for (k, v) in &opts.settings {
             match all.iter_mut().find(|(name, _)| name == k) {
                 Some(slot) => slot.1 = v.clone(),
@@ -314,7 +332,12 @@ impl PgServer {
         let started = process::run(cmd, &format!("pg_ctl start of {}", self.name));
         if let Err(e) = started {
             return Err(match e {
-                Error::CommandFailed { what, program, status, stderr } => Error::CommandFailed {
+                Error::CommandFailed {
+                    what,
+                    program,
+                    status,
+                    stderr,
+                } => Error::CommandFailed {
                     what,
                     program,
                     status,
@@ -325,7 +348,11 @@ impl PgServer {
         }
         let pid = self.read_postmaster_pid()?;
         // pg_ctl makes the postmaster a session (and process group) leader.
-        self.guard = Some(Guard::adopt_group(pid, &self.name).with_grace(Duration::from_secs(10)));
+        self.guard = Some(
+            Guard::adopt_group(pid, &self.name)
+                .with_grace(Duration::from_secs(10))
+                .with_stop_signal(StopSignal::Int),
+        );
         let sock = self.socket_dir().join(format!(".s.PGSQL.{}", self.port));
         process::wait_until(
             &format!("{} socket", self.name),
@@ -338,9 +365,13 @@ impl PgServer {
     fn read_postmaster_pid(&self) -> Result<u32, Error> {
         let path = self.data_dir().join("postmaster.pid");
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
-        text.lines().next().and_then(|l| l.trim().parse().ok()).ok_or_else(|| {
-            Error::Unexpected { what: format!("first line of {}", path.display()), found: text.clone() }
-        })
+        text.lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| Error::Unexpected {
+                what: format!("first line of {}", path.display()),
+                found: text.clone(),
+            })
     }
 
     /// After a hard kill the old postmaster is a zombie nobody reaps (PID 1 is no init), and
@@ -348,17 +379,19 @@ impl PgServer {
     /// socket) when the PID in them is gone.
     fn remove_stale_locks(&self) {
         let sock = self.socket_dir().join(format!(".s.PGSQL.{}", self.port));
-        let socket_lock = self.socket_dir().join(format!(".s.PGSQL.{}.lock", self.port));
+        let socket_lock = self
+            .socket_dir()
+            .join(format!(".s.PGSQL.{}.lock", self.port));
         for lock in [self.data_dir().join("postmaster.pid"), socket_lock] {
             let pid = std::fs::read_to_string(&lock)
                 .ok()
                 .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()));
-            if let Some(pid) = pid {
-                if !process::pid_alive(pid, None) {
-                    tracing::debug!(server = %self.name, pid, lock = %lock.display(), "removing stale lock");
-                    let _ = std::fs::remove_file(&lock);
-                    let _ = std::fs::remove_file(&sock);
-                }
+            if let Some(pid) = pid
+                && !process::pid_alive(pid, None)
+            {
+                tracing::debug!(server = %self.name, pid, lock = %lock.display(), "removing stale lock");
+                let _ = std::fs::remove_file(&lock);
+                let _ = std::fs::remove_file(&sock);
             }
         }
     }
@@ -367,8 +400,14 @@ impl PgServer {
     /// line 7 of postmaster.pid); a real restart would do the same on the same data directory.
     fn release_shared_memory(&self) {
         let path = self.data_dir().join("postmaster.pid");
-        let Ok(text) = std::fs::read_to_string(&path) else { return };
-        let Some(shmid) = text.lines().nth(6).and_then(|l| l.split_whitespace().nth(1)) else {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return;
+        };
+        let Some(shmid) = text
+            .lines()
+            .nth(6)
+            .and_then(|l| l.split_whitespace().nth(1))
+        else {
             return;
         };
         if shmid.parse::<u64>().is_ok() {
@@ -405,7 +444,11 @@ impl PgServer {
         cmd.args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(self.socket_dir())
             .args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db]);
-        let out = process::run_with_input(cmd, &format!("psql on {} ({db})", self.name), sql.as_bytes())?;
+        let out = process::run_with_input(
+            cmd,
+            &format!("psql on {} ({db})", self.name),
+            sql.as_bytes(),
+        )?;
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
         while text.ends_with('\n') {
             text.pop();
@@ -415,10 +458,14 @@ impl PgServer {
 
     /// Stops the server (`pg_ctl -m fast stop`, then by PID if needed); idempotent.
     pub fn stop(&mut self) {
-        let Some(mut guard) = self.guard.take() else { return };
+        let Some(mut guard) = self.guard.take() else {
+            return;
+        };
         if guard.is_running() {
             let mut cmd = self.command("pg_ctl");
-            cmd.arg("-D").arg(self.data_dir()).args(["-m", "fast", "-w", "-s", "-t", "10", "stop"]);
+            cmd.arg("-D")
+                .arg(self.data_dir())
+                .args(["-m", "fast", "-w", "-s", "-t", "10", "stop"]);
             if let Err(e) = process::run(cmd, &format!("pg_ctl stop of {}", self.name)) {
                 tracing::warn!(server = %self.name, error = %e, "pg_ctl stop failed, stopping by PID");
             }
@@ -468,12 +515,15 @@ impl PgServer {
 
     /// The postmaster PID while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.guard.as_ref().filter(|g| g.is_running()).map(Guard::pid)
+        self.guard
+            .as_ref()
+            .filter(|g| g.is_running())
+            .map(Guard::pid)
     }
 
-    /// The postmaster's kernel start time (for PID-reuse-safe checks), while it runs.
-    pub fn pid_start_time(&self) -> Option<u64> {
-        self.guard.as_ref().and_then(Guard::start_time)
+    /// The postmaster's guard (absent after stop, kill or detach).
+    pub fn guard(&self) -> Option<&Guard> {
+        self.guard.as_ref()
     }
 
     /// The directory holding data, socket, log and password file.

@@ -21,6 +21,28 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 /// How often the lab polls for readiness or exit.
 pub const POLL: Duration = Duration::from_millis(50);
 
+/// The signal that asks a process to stop (SIGKILL follows after the grace period).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum StopSignal {
+    /// SIGTERM: the usual polite stop.
+    #[default]
+    Term,
+    /// SIGINT: PostgreSQL's "fast shutdown" (SIGTERM would wait for clients to leave).
+    Int,
+}
+
+impl StopSignal {
+    fn signal(self) -> Signal {
+        match self {
+            StopSignal::Term => Signal::TERM,
+            StopSignal::Int => Signal::INT,
+        }
+    }
+}
+
 /// A started process stopped by PID when dropped (SIGTERM, then SIGKILL after a grace period),
 /// also when a test panics.
 #[derive(Debug)]
@@ -34,6 +56,7 @@ pub struct Guard {
     /// The kernel's start time of the process (guards against PID reuse).
     start_time: Option<u64>,
     grace: Duration,
+    stop_signal: StopSignal,
     /// Stopped or detached: nothing left to do on drop.
     done: bool,
 }
@@ -47,7 +70,10 @@ impl Guard {
             .open(log)
             .map_err(|e| Error::io("open log", log, e))?;
         let err = out.try_clone().map_err(|e| Error::io("open log", log, e))?;
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
         let child = cmd.spawn().map_err(|source| Error::Spawn {
             name: name.to_owned(),
             program: PathBuf::from(cmd.get_program()),
@@ -62,6 +88,7 @@ impl Guard {
             group: true,
             start_time: start_time(pid),
             grace: DEFAULT_GRACE,
+            stop_signal: StopSignal::Term,
             done: false,
         })
     }
@@ -75,12 +102,13 @@ impl Guard {
             group: false,
             start_time: start_time(pid),
             grace: DEFAULT_GRACE,
+            stop_signal: StopSignal::Term,
             done: false,
         }
     }
 
     /// Adopts an already running process that leads its own process group (like a postmaster
-    /// started by `pg_ctl`): signals go to the whole group, so its children go down with it.
+    /// started by `pg_ctl`): SIGKILL goes to the whole group, so its children go down with it.
     pub fn adopt_group(pid: u32, name: &str) -> Guard {
         let mut g = Guard::adopt(pid, name);
         g.group = true;
@@ -91,6 +119,22 @@ impl Guard {
     pub fn with_grace(mut self, grace: Duration) -> Guard {
         self.grace = grace;
         self
+    }
+
+    /// Sets the signal [`Guard::stop`] sends first (default SIGTERM).
+    pub fn with_stop_signal(mut self, signal: StopSignal) -> Guard {
+        self.stop_signal = signal;
+        self
+    }
+
+    /// Whether SIGKILL goes to the whole process group the process leads.
+    pub fn signals_group(&self) -> bool {
+        self.group
+    }
+
+    /// The signal [`Guard::stop`] sends first.
+    pub fn stop_signal(&self) -> StopSignal {
+        self.stop_signal
     }
 
     /// The process ID.
@@ -119,12 +163,16 @@ impl Guard {
     }
 
     /// Stops it now (SIGTERM, grace, SIGKILL); idempotent.
+    ///
+    /// The first signal (SIGTERM unless [`Guard::with_stop_signal`] chose another) goes to the
+    /// process itself, so it can shut down its children in order; SIGKILL goes to the whole
+    /// process group when the process leads one (spawned guards, [`Guard::adopt_group`]).
     pub fn stop(&mut self) {
         if self.done {
             return;
         }
         if self.is_running() {
-            self.signal(Signal::TERM);
+            self.signal(self.stop_signal.signal());
             if !self.wait_gone(self.grace) {
                 tracing::warn!(name = %self.name, pid = self.pid, "no exit after SIGTERM, sending SIGKILL");
                 self.signal(Signal::KILL);
@@ -132,10 +180,10 @@ impl Guard {
             }
         }
         // Leftovers of the group (children that outlived their leader) go too.
-        if self.group {
-            if let Some(pid) = to_pid(self.pid) {
-                let _ = rustix::process::kill_process_group(pid, Signal::KILL);
-            }
+        if self.group
+            && let Some(pid) = to_pid(self.pid)
+        {
+            let _ = rustix::process::kill_process_group(pid, Signal::KILL);
         }
         self.reap();
         self.done = true;
@@ -156,10 +204,11 @@ impl Guard {
 
     fn signal(&self, sig: Signal) {
         let Some(pid) = to_pid(self.pid) else { return };
-        if !pid_alive(self.pid, self.start_time) && !self.group {
+        let to_group = self.group && sig == Signal::KILL;
+        if !to_group && !pid_alive(self.pid, self.start_time) {
             return;
         }
-        let r = if self.group {
+        let r = if to_group {
             rustix::process::kill_process_group(pid, sig)
                 .or_else(|_| rustix::process::kill_process(pid, sig))
         } else {
@@ -231,16 +280,27 @@ pub fn pid_alive(pid: u32, start_time: Option<u64>) -> bool {
     }
 }
 
-/// Stops a process known only by PID (e.g. from lab.json): SIGTERM, up to `grace`, then
-/// SIGKILL. With `group`, the whole process group it leads is signalled. Returns whether it was
-/// running when called.
-pub fn stop_pid(pid: u32, start_time: Option<u64>, group: bool, grace: Duration) -> bool {
+/// Stops a process known only by PID (e.g. from lab.json): `first` signal, up to `grace`, then
+/// SIGKILL (to the whole process group it leads with `group`). Returns whether it was running
+/// when called; `start_time` guards against a reused PID.
+pub fn stop_pid(
+    pid: u32,
+    start_time: Option<u64>,
+    group: bool,
+    first: StopSignal,
+    grace: Duration,
+) -> bool {
     if !pid_alive(pid, start_time) {
         return false;
     }
-    let mut g = if group { Guard::adopt_group(pid, "pid") } else { Guard::adopt(pid, "pid") };
+    let mut g = if group {
+        Guard::adopt_group(pid, "pid")
+    } else {
+        Guard::adopt(pid, "pid")
+    };
     g.start_time = start_time;
     g.grace = grace;
+    g.stop_signal = first;
     g.stop();
     true
 }
@@ -271,7 +331,9 @@ pub fn wait_until(
 
 /// The last `lines` lines of a log file (empty when it cannot be read).
 pub fn log_tail(log: &Path, lines: usize) -> String {
-    let Ok(mut f) = std::fs::File::open(log) else { return String::new() };
+    let Ok(mut f) = std::fs::File::open(log) else {
+        return String::new();
+    };
     // Logs can grow large: read only the last 16 KiB.
     if let Ok(len) = f.metadata().map(|m| m.len()) {
         let _ = f.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)));
@@ -292,11 +354,14 @@ fn tail_lines(text: &str, lines: usize) -> String {
 /// non-zero. `what` names it in the error ("initdb for pg-a").
 pub fn run(mut cmd: Command, what: &str) -> Result<Output, Error> {
     let program = PathBuf::from(cmd.get_program());
-    let out = cmd.stdin(Stdio::null()).output().map_err(|source| Error::Spawn {
-        name: what.to_owned(),
-        program: program.clone(),
-        source,
-    })?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| Error::Spawn {
+            name: what.to_owned(),
+            program: program.clone(),
+            source,
+        })?;
     check_output(out, what, program)
 }
 
@@ -304,7 +369,11 @@ pub fn run(mut cmd: Command, what: &str) -> Result<Output, Error> {
 pub fn run_with_input(mut cmd: Command, what: &str, input: &[u8]) -> Result<Output, Error> {
     use std::io::Write;
     let program = PathBuf::from(cmd.get_program());
-    let spawn_err = |source| Error::Spawn { name: what.to_owned(), program: program.clone(), source };
+    let spawn_err = |source| Error::Spawn {
+        name: what.to_owned(),
+        program: program.clone(),
+        source,
+    };
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -329,7 +398,11 @@ fn check_output(out: Output, what: &str, program: PathBuf) -> Result<Output, Err
         return Ok(out);
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let text = if stderr.trim().is_empty() { String::from_utf8_lossy(&out.stdout) } else { stderr };
+    let text = if stderr.trim().is_empty() {
+        String::from_utf8_lossy(&out.stdout)
+    } else {
+        stderr
+    };
     Err(Error::CommandFailed {
         what: what.to_owned(),
         program,

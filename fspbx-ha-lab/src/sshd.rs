@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use rustix::process::{Pid, Signal};
+
 use crate::process::{self, Guard};
 use crate::{Error, ports};
 
@@ -92,19 +94,38 @@ impl ClientKey {
     /// `ssh-keygen -p`, which reads the new passphrase from its stdin (it runs in a new session
     /// without a controlling terminal, so it cannot prompt): the passphrase never appears on a
     /// command line.
-    pub fn generate(dir: &Path, kind: KeyKind, passphrase: Option<&str>) -> Result<ClientKey, Error> {
+    pub fn generate(
+        dir: &Path,
+        kind: KeyKind,
+        passphrase: Option<&str>,
+    ) -> Result<ClientKey, Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-        let private_path = dir.join(format!("id_{}_{}", kind.keygen_type(), ports::random_hex(8)));
+        let private_path = dir.join(format!(
+            "id_{}_{}",
+            kind.keygen_type(),
+            ports::random_hex(8)
+        ));
         keygen(&private_path, kind, "fspbx-ha-lab-client")?;
         if let Some(pass) = passphrase {
             let mut cmd = Command::new("setsid");
-            cmd.arg("ssh-keygen").args(["-q", "-p", "-P", "", "-f"]).arg(&private_path);
+            cmd.arg("ssh-keygen")
+                .args(["-q", "-p", "-P", "", "-f"])
+                .arg(&private_path);
             let input = format!("{pass}\n{pass}\n");
-            process::run_with_input(cmd, "ssh-keygen -p (encrypt lab client key)", input.as_bytes())?;
+            process::run_with_input(
+                cmd,
+                "ssh-keygen -p (encrypt lab client key)",
+                input.as_bytes(),
+            )?;
         }
         let pub_path = pub_path(&private_path);
         let public_line = read_trimmed(&pub_path)?;
-        Ok(ClientKey { kind, private_path, public_line, encrypted: passphrase.is_some() })
+        Ok(ClientKey {
+            kind,
+            private_path,
+            public_line,
+            encrypted: passphrase.is_some(),
+        })
     }
 
     /// The private key file.
@@ -129,7 +150,10 @@ impl ClientKey {
 
     /// The base64 blob of the public key (second field of [`ClientKey::public_line`]).
     pub fn public_base64(&self) -> &str {
-        self.public_line.split_whitespace().nth(1).unwrap_or_default()
+        self.public_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
     }
 }
 
@@ -193,7 +217,10 @@ impl Sshd {
     pub fn start(opts: SshdOptions) -> Result<Sshd, Error> {
         let sshd = crate::paths::program("OpenSSH server (sshd)", SSHD_ENV, Path::new(SSHD))?;
         let (dir, temp) = match &opts.dir {
-            Some(d) => (std::path::absolute(d).map_err(|e| Error::io("resolve", d, e))?, None),
+            Some(d) => (
+                std::path::absolute(d).map_err(|e| Error::io("resolve", d, e))?,
+                None,
+            ),
             None => {
                 let t = tempfile::Builder::new()
                     .prefix("fspbx-ha-sshd-")
@@ -294,12 +321,21 @@ impl Sshd {
 
     /// The host key's algorithm and base64 (`ssh-ed25519 AAAA…`, no comment).
     pub fn host_key_type_and_base64(&self) -> String {
-        self.host_public.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+        self.host_public
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// This server's known_hosts line: `[ip]:port type base64`.
     pub fn known_hosts_line(&self) -> String {
-        format!("[{}]:{} {}", self.ip, self.port, self.host_key_type_and_base64())
+        format!(
+            "[{}]:{} {}",
+            self.ip,
+            self.port,
+            self.host_key_type_and_base64()
+        )
     }
 
     /// The directory holding the server's files.
@@ -309,7 +345,8 @@ impl Sshd {
 
     /// The host private key file.
     pub fn host_key_path(&self) -> PathBuf {
-        self.dir.join(format!("ssh_host_{}_key", self.host_key_kind.keygen_type()))
+        self.dir
+            .join(format!("ssh_host_{}_key", self.host_key_kind.keygen_type()))
     }
 
     /// The sshd_config file.
@@ -329,7 +366,10 @@ impl Sshd {
 
     /// PID of the listening sshd, if it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.guard.as_ref().filter(|g| g.is_running()).map(Guard::pid)
+        self.guard
+            .as_ref()
+            .filter(|g| g.is_running())
+            .map(Guard::pid)
     }
 
     /// Whether the listening sshd runs.
@@ -354,11 +394,40 @@ impl Sshd {
         }
     }
 
-    /// SIGKILLs the server (node-loss tests).
+    /// SIGKILLs the server and every connection it serves (node-loss tests). sshd runs each
+    /// connection in a process of its own session, outside the listener's process group, so
+    /// those are found as the listener's children and killed first.
     pub fn kill_hard(&mut self) {
+        self.signal_connections(Signal::KILL);
         if let Some(g) = self.guard.as_mut() {
             g.kill_hard();
         }
+    }
+
+    /// SIGSTOPs every per-connection sshd process: the node hangs (TCP stays up, nothing
+    /// answers), which only keepalives detect. Undo with [`Sshd::resume_connections`].
+    /// Returns how many processes were paused.
+    pub fn pause_connections(&self) -> usize {
+        self.signal_connections(Signal::STOP)
+    }
+
+    /// SIGCONTs every per-connection sshd process; returns how many.
+    pub fn resume_connections(&self) -> usize {
+        self.signal_connections(Signal::CONT)
+    }
+
+    /// Sends `sig` to every per-connection process; returns how many were signalled.
+    fn signal_connections(&self, sig: Signal) -> usize {
+        self.connection_pids()
+            .into_iter()
+            .filter_map(|p| i32::try_from(p).ok().and_then(Pid::from_raw))
+            .filter(|pid| rustix::process::kill_process(*pid, sig).is_ok())
+            .count()
+    }
+
+    /// PIDs of the per-connection sshd processes (children of the listener).
+    pub fn connection_pids(&self) -> Vec<u32> {
+        self.pid().map(children_of).unwrap_or_default()
     }
 
     /// Leaves the server running after this value is dropped (the demo); returns its PID. The
@@ -373,6 +442,9 @@ impl Sshd {
 
 impl Drop for Sshd {
     fn drop(&mut self) {
+        // Connections outlive a stopped listener (own sessions): end them too, so no sshd
+        // process of a finished test stays behind (paused ones included: KILL works on them).
+        self.signal_connections(Signal::KILL);
         self.stop();
     }
 }
@@ -425,7 +497,12 @@ fn render_config(dir: &Path, host_key: &Path, ip: IpAddr, port: u16, extra: &[St
 }
 
 /// Polls until `addr` sends an `SSH-2.0` banner; fails early when sshd exits.
-fn wait_for_banner(guard: &Guard, addr: SocketAddr, log: &Path, timeout: Duration) -> Result<(), Error> {
+fn wait_for_banner(
+    guard: &Guard,
+    addr: SocketAddr,
+    log: &Path,
+    timeout: Duration,
+) -> Result<(), Error> {
     let deadline = Instant::now() + timeout;
     loop {
         if banner_ok(addr) {
@@ -471,9 +548,32 @@ fn banner_ok(addr: SocketAddr) -> bool {
 /// need a passphrase are encrypted afterwards (see [`ClientKey::generate`]).
 fn keygen(path: &Path, kind: KeyKind, comment: &str) -> Result<(), Error> {
     let mut cmd = Command::new("ssh-keygen");
-    cmd.arg("-q").args(kind.keygen_args()).args(["-N", "", "-C", comment, "-f"]).arg(path);
+    cmd.arg("-q")
+        .args(kind.keygen_args())
+        .args(["-N", "", "-C", comment, "-f"])
+        .arg(path);
     process::run(cmd, &format!("ssh-keygen -t {kind} for {}", path.display()))?;
     Ok(())
+}
+
+/// PIDs whose parent is `parent` (from /proc/PID/stat).
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .is_some_and(|stat| {
+                    // Fields after the command name (which may hold spaces): state, ppid, ...
+                    stat.rfind(')')
+                        .and_then(|i| stat[i + 1..].split_whitespace().nth(1)?.parse::<u32>().ok())
+                        == Some(parent)
+                })
+        })
+        .collect()
 }
 
 fn pub_path(private: &Path) -> PathBuf {
@@ -521,6 +621,9 @@ mod tests {
 
     #[test]
     fn pub_path_appends_suffix() {
-        assert_eq!(pub_path(Path::new("/a/id_ed25519")), PathBuf::from("/a/id_ed25519.pub"));
+        assert_eq!(
+            pub_path(Path::new("/a/id_ed25519")),
+            PathBuf::from("/a/id_ed25519.pub")
+        );
     }
 }

@@ -22,11 +22,20 @@ fn check_flavor(flavor: PgFlavor, wal_level: &str) {
     );
     assert_eq!(pg.version_num() / 10000, flavor.major());
     assert_eq!(pg.psql("postgres", "SHOW wal_level").unwrap(), wal_level);
-    assert_eq!(pg.psql("postgres", "SHOW track_commit_timestamp").unwrap(), "on");
-    assert_eq!(pg.psql("postgres", "SHOW listen_addresses").unwrap(), pg.ip().to_string());
+    assert_eq!(
+        pg.psql("postgres", "SHOW track_commit_timestamp").unwrap(),
+        "on"
+    );
+    assert_eq!(
+        pg.psql("postgres", "SHOW listen_addresses").unwrap(),
+        pg.ip().to_string()
+    );
     // The FS PBX role, database and extension exist.
     let ext = pg
-        .psql("fusionpbx", "SELECT extname FROM pg_extension WHERE extname = 'uuid-ossp'")
+        .psql(
+            "fusionpbx",
+            "SELECT extname FROM pg_extension WHERE extname = 'uuid-ossp'",
+        )
         .unwrap();
     assert_eq!(ext, "uuid-ossp");
     let owner = pg
@@ -37,16 +46,36 @@ fn check_flavor(flavor: PgFlavor, wal_level: &str) {
         )
         .unwrap();
     assert_eq!(owner, "fusionpbx true");
-    assert!(pg.psql("fusionpbx", "SELECT uuid_generate_v4()").unwrap().len() == 36);
+    assert!(
+        pg.psql("fusionpbx", "SELECT uuid_generate_v4()")
+            .unwrap()
+            .len()
+            == 36
+    );
     // The password file is private and holds the password.
     let meta = std::fs::metadata(pg.password_file()).unwrap();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600);
-    assert_eq!(std::fs::read_to_string(pg.password_file()).unwrap().trim_end(), pg.password());
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::read_to_string(pg.password_file())
+            .unwrap()
+            .trim_end(),
+        pg.password()
+    );
     let pid = pg.pid().expect("running");
     let data = pg.base_dir().to_owned();
     drop(pg);
-    assert!(!process::pid_alive(pid, None), "postmaster {pid} outlived its PgServer");
-    assert!(!data.exists(), "temporary data dir {} left behind", data.display());
+    assert!(
+        !process::pid_alive(pid, None),
+        "postmaster {pid} outlived its PgServer"
+    );
+    assert!(
+        !data.exists(),
+        "temporary data dir {} left behind",
+        data.display()
+    );
 }
 
 #[test]
@@ -76,9 +105,18 @@ fn setting_overrides_replace_defaults() {
         ..PgOptions::default()
     })
     .unwrap();
-    assert_eq!(pg.psql("postgres", "SHOW max_replication_slots").unwrap(), "0");
-    assert_eq!(pg.psql("postgres", "SHOW track_commit_timestamp").unwrap(), "off");
-    assert_eq!(pg.psql("postgres", "SHOW listen_addresses").unwrap(), "127.0.0.3");
+    assert_eq!(
+        pg.psql("postgres", "SHOW max_replication_slots").unwrap(),
+        "0"
+    );
+    assert_eq!(
+        pg.psql("postgres", "SHOW track_commit_timestamp").unwrap(),
+        "off"
+    );
+    assert_eq!(
+        pg.psql("postgres", "SHOW listen_addresses").unwrap(),
+        "127.0.0.3"
+    );
 }
 
 #[test]
@@ -92,9 +130,15 @@ fn killed_server_restarts_with_data_intact() {
     .unwrap();
     let old = pg.pid().unwrap();
     pg.kill_hard();
-    assert!(!process::pid_alive(old, None), "postmaster survived SIGKILL");
+    assert!(
+        !process::pid_alive(old, None),
+        "postmaster survived SIGKILL"
+    );
     assert!(!pg.is_running());
-    assert!(pg.psql("fusionpbx", "SELECT 1").is_err(), "a killed server must not answer");
+    assert!(
+        pg.psql("fusionpbx", "SELECT 1").is_err(),
+        "a killed server must not answer"
+    );
     pg.start_again().unwrap();
     assert_ne!(pg.pid().unwrap(), old);
     assert_eq!(pg.psql("fusionpbx", "SELECT v FROM t").unwrap(), "kept");
@@ -108,6 +152,12 @@ fn killed_server_restarts_with_data_intact() {
 #[test]
 fn bad_sql_is_an_error_naming_the_server() {
     let pg = start(PgFlavor::V17, "logical");
-    let err = pg.psql("postgres", "SELECT * FROM no_such_table").unwrap_err().to_string();
-    assert!(err.contains("no_such_table") && err.contains("pg17-logical"), "{err}");
+    let err = pg
+        .psql("postgres", "SELECT * FROM no_such_table")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no_such_table") && err.contains("pg17-logical"),
+        "{err}"
+    );
 }

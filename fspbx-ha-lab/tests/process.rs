@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use fspbx_ha_lab::process::{self, Guard, pid_alive, wait_until};
+use fspbx_ha_lab::process::{self, Guard, StopSignal, pid_alive, wait_until};
 use fspbx_ha_lab::{Error, NODE_A_IP, NODE_B_IP, ports::free_port};
 
 fn sleeper(dir: &tempfile::TempDir, name: &str) -> Guard {
@@ -28,8 +28,14 @@ fn guard_dropped_during_a_panic_stops_the_process() {
     }));
     assert!(result.is_err(), "the closure panicked");
     let pid = seen.lock().unwrap().expect("the process was started");
-    assert!(!pid_alive(pid, None), "PID {pid} still runs after the guard was dropped in a panic");
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "PID {pid} was not reaped");
+    assert!(
+        !pid_alive(pid, None),
+        "PID {pid} still runs after the guard was dropped in a panic"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "PID {pid} was not reaped"
+    );
 }
 
 #[test]
@@ -54,15 +60,24 @@ fn stop_escalates_to_sigkill_when_sigterm_is_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let ready = dir.path().join("ready");
     let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(format!("trap '' TERM; touch {}; while :; do sleep 0.05; done", ready.display()));
+    cmd.arg("-c").arg(format!(
+        "trap '' TERM; touch {}; while :; do sleep 0.05; done",
+        ready.display()
+    ));
     let mut g = Guard::spawn(cmd, "stubborn", &dir.path().join("stubborn.log"))
         .unwrap()
         .with_grace(Duration::from_millis(300));
-    wait_until("trap installed", Duration::from_secs(5), None, || ready.exists()).unwrap();
+    wait_until("trap installed", Duration::from_secs(5), None, || {
+        ready.exists()
+    })
+    .unwrap();
     let t = Instant::now();
     g.stop();
     assert!(!g.is_running(), "SIGKILL followed the ignored SIGTERM");
-    assert!(t.elapsed() >= Duration::from_millis(300), "waited the grace period first");
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "waited the grace period first"
+    );
 }
 
 #[test]
@@ -70,7 +85,8 @@ fn stop_takes_the_whole_process_group() {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("grandchild.pid");
     let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(format!("sleep 300 & echo $! > {}; wait", pidfile.display()));
+    cmd.arg("-c")
+        .arg(format!("sleep 300 & echo $! > {}; wait", pidfile.display()));
     let mut g = Guard::spawn(cmd, "parent", &dir.path().join("parent.log")).unwrap();
     let mut grandchild = 0;
     wait_until("grandchild pid", Duration::from_secs(5), None, || {
@@ -84,8 +100,10 @@ fn stop_takes_the_whole_process_group() {
     assert!(pid_alive(grandchild, None));
     g.stop();
     // The orphaned grandchild is a zombie nobody reaps: "alive" treats that as gone.
-    wait_until("grandchild gone", Duration::from_secs(5), None, || !pid_alive(grandchild, None))
-        .unwrap();
+    wait_until("grandchild gone", Duration::from_secs(5), None, || {
+        !pid_alive(grandchild, None)
+    })
+    .unwrap();
 }
 
 #[test]
@@ -96,9 +114,15 @@ fn detach_leaves_it_running_until_stopped_by_pid() {
     let pid = g.detach();
     std::thread::sleep(Duration::from_millis(100));
     assert!(pid_alive(pid, start), "a detached process keeps running");
-    assert!(process::stop_pid(pid, start, true, Duration::from_secs(2)), "it was running");
+    assert!(
+        process::stop_pid(pid, start, true, StopSignal::Term, Duration::from_secs(2)),
+        "it was running"
+    );
     assert!(!pid_alive(pid, None));
-    assert!(!process::stop_pid(pid, start, true, Duration::from_secs(2)), "already gone");
+    assert!(
+        !process::stop_pid(pid, start, true, StopSignal::Term, Duration::from_secs(2)),
+        "already gone"
+    );
 }
 
 #[test]
@@ -107,7 +131,10 @@ fn adopted_process_is_stopped_on_drop() {
     let g = sleeper(&dir, "to-adopt");
     let pid = g.detach();
     drop(Guard::adopt(pid, "adopted"));
-    wait_until("adopted gone", Duration::from_secs(5), None, || !pid_alive(pid, None)).unwrap();
+    wait_until("adopted gone", Duration::from_secs(5), None, || {
+        !pid_alive(pid, None)
+    })
+    .unwrap();
 }
 
 #[test]
@@ -117,12 +144,21 @@ fn spawn_logs_output_and_reports_missing_programs() {
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg("echo to-stdout; echo to-stderr >&2");
     let g = Guard::spawn(cmd, "echo", &log).unwrap();
-    wait_until("echo exits", Duration::from_secs(5), None, || !g.is_running()).unwrap();
+    wait_until("echo exits", Duration::from_secs(5), None, || {
+        !g.is_running()
+    })
+    .unwrap();
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("to-stdout") && text.contains("to-stderr"), "{text}");
+    assert!(
+        text.contains("to-stdout") && text.contains("to-stderr"),
+        "{text}"
+    );
 
     let err = Guard::spawn(Command::new("/nonexistent/prog"), "ghost", &log).unwrap_err();
-    assert!(matches!(err, Error::Spawn { ref name, .. } if name == "ghost"), "{err}");
+    assert!(
+        matches!(err, Error::Spawn { ref name, .. } if name == "ghost"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -130,9 +166,15 @@ fn wait_until_times_out_naming_what_and_the_log_tail() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("x.log");
     std::fs::write(&log, "line one\nFATAL: the reason\n").unwrap();
-    let err = wait_until("the widget", Duration::from_millis(120), Some(&log), || false).unwrap_err();
+    let err = wait_until("the widget", Duration::from_millis(120), Some(&log), || {
+        false
+    })
+    .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("the widget") && msg.contains("FATAL: the reason"), "{msg}");
+    assert!(
+        msg.contains("the widget") && msg.contains("FATAL: the reason"),
+        "{msg}"
+    );
     let mut n = 0;
     wait_until("third poll", Duration::from_secs(5), None, || {
         n += 1;

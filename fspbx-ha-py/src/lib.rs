@@ -4,7 +4,9 @@
 mod check;
 mod config;
 mod errors;
+mod replication;
 mod runtime;
+mod sync;
 
 use pyo3::prelude::*;
 
@@ -15,5 +17,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     config::register(m)?;
     check::register(m)?;
+    replication::register(m)?;
+    sync::register(m)?;
     Ok(())
 }

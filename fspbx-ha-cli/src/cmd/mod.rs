@@ -3,6 +3,8 @@
 pub(crate) mod check;
 pub(crate) mod config;
 pub(crate) mod init;
+pub(crate) mod replication;
+pub(crate) mod sync;
 
 use std::path::Path;
 

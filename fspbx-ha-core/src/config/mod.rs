@@ -23,6 +23,7 @@ mod folders;
 mod node;
 mod policy;
 mod problem;
+mod replication;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,7 @@ pub use node::{
 };
 pub use policy::PolicySpec;
 pub use problem::ConfigProblem;
+pub use replication::{HBA_METHODS, ReplicationSpec};
 
 use crate::{Error, Result};
 
@@ -54,6 +56,9 @@ pub struct ClusterConfig {
     /// Failover policy.
     #[serde(default)]
     pub policy: PolicySpec,
+    /// PostgreSQL logical replication between the nodes; FS PBX's names by default.
+    #[serde(default)]
+    pub replication: ReplicationSpec,
 }
 
 const TEMPLATE: &str = include_str!("template.toml");

@@ -13,6 +13,7 @@ pub(crate) fn validate(config: &ClusterConfig) -> Vec<ConfigProblem> {
     v.floating(config);
     v.folders(config);
     v.policy(config);
+    v.replication(config);
     v.problems
 }
 
@@ -199,6 +200,83 @@ impl Validator {
         }
         if p.fall == 0 {
             self.push("policy.fall", "1 or more", "0");
+        }
+    }
+}
+
+impl Validator {
+    fn replication(&mut self, c: &ClusterConfig) {
+        let r = &c.replication;
+        let names = [
+            ("replication.publication_a", &r.publication_a),
+            ("replication.publication_b", &r.publication_b),
+            ("replication.subscription_a_to_b", &r.subscription_a_to_b),
+            ("replication.subscription_b_to_a", &r.subscription_b_to_a),
+            ("replication.role", &r.role),
+            ("replication.heartbeat_schema", &r.heartbeat_schema),
+        ];
+        for (key, value) in names {
+            if value.is_empty() || value.len() > 63 || value.contains('\0') {
+                self.push(key, "an SQL name of 1-63 bytes", format!("{value:?}"));
+            }
+        }
+        for (key, value) in [
+            ("replication.subscription_a_to_b", &r.subscription_a_to_b),
+            ("replication.subscription_b_to_a", &r.subscription_b_to_a),
+        ] {
+            // The subscription's slot is named after it; slot names allow only these.
+            if !value
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                self.push(
+                    key,
+                    "a-z, 0-9 and '_' only (it names the replication slot)",
+                    format!("{value:?}"),
+                );
+            }
+        }
+        if r.publication_a == r.publication_b {
+            self.push(
+                "replication.publication_b",
+                "a name different from publication_a",
+                format!("{:?}", r.publication_b),
+            );
+        }
+        if r.subscription_a_to_b == r.subscription_b_to_a {
+            self.push(
+                "replication.subscription_b_to_a",
+                "a name different from subscription_a_to_b",
+                format!("{:?}", r.subscription_b_to_a),
+            );
+        }
+        if !super::HBA_METHODS.contains(&r.hba_method.as_str()) {
+            self.push(
+                "replication.hba_method",
+                super::HBA_METHODS.join(", "),
+                format!("{:?}", r.hba_method),
+            );
+        }
+        self.positive("replication.heartbeat_timeout".into(), r.heartbeat_timeout);
+        self.positive("replication.copy_timeout".into(), r.copy_timeout);
+        self.non_empty(
+            "replication.restart_command".into(),
+            &r.restart_command,
+            "a shell command",
+        );
+        if r.pg_dump_command.is_empty() {
+            self.push(
+                "replication.pg_dump_command",
+                "a program and its leading arguments",
+                "[]",
+            );
+        }
+        if r.psql_command.is_empty() {
+            self.push(
+                "replication.psql_command",
+                "a program and its leading arguments",
+                "[]",
+            );
         }
     }
 }

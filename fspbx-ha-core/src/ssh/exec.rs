@@ -13,7 +13,9 @@ use crate::ssh::SshSession;
 pub struct ExecOutput {
     /// Exit status, if the command exited normally.
     pub exit_status: Option<u32>,
-    /// Signal name without `SIG` (e.g. `KILL`), if the command was killed by a signal.
+    /// Signal name without `SIG` (e.g. `KILL`), if the command's shell was killed by a signal.
+    /// (A program the shell ran that dies by a signal shows, as in any shell, as exit status
+    /// 128 + the signal number.)
     pub exit_signal: Option<String>,
     /// Everything the command wrote to stdout.
     pub stdout: Vec<u8>,
@@ -45,6 +47,35 @@ impl ExecOutput {
             (None, None) => "no exit status".to_string(),
         }
     }
+}
+
+/// How much longer than the client's timeout the node itself lets a command run, so the
+/// client reports the timeout first and the node then stops the command.
+const REMOTE_GRACE: Duration = Duration::from_secs(2);
+/// After the node's own limit, SIGTERM; this much later, SIGKILL.
+const REMOTE_KILL_AFTER: Duration = Duration::from_secs(5);
+
+/// The command as sent: `/bin/sh -c COMMAND` under coreutils `timeout`, so the node stops it
+/// (TERM to its process group, then KILL) even when the client gave up or the connection is
+/// gone. OpenSSH ignores "signal" channel requests for root logins ("session signalling
+/// requires privilege separation"), so a signal from the client cannot do this.
+///
+/// `/bin/sh` rather than the login shell again: the login shell (which sshd always starts
+/// first) already read its startup files and exported the environment; a second bash would
+/// read `~/.bashrc` again (bash does so whenever `SSH_CLIENT` is set), which costs time on
+/// every command.
+pub(crate) fn bounded_command(command: &str, limit: Duration) -> String {
+    let secs = limit.saturating_add(REMOTE_GRACE).as_secs_f64().ceil() as u64;
+    format!(
+        "timeout -k {}s {secs}s /bin/sh -c {}",
+        REMOTE_KILL_AFTER.as_secs(),
+        shell_quote(command)
+    )
+}
+
+/// POSIX single-quoting: `it's` becomes `'it'\''s'`.
+pub(crate) fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// Most of a command that goes into an error message or log line.
@@ -92,9 +123,13 @@ fn signal_name(sig: &Sig) -> String {
 }
 
 impl SshSession {
-    /// Runs `command` (through the login shell of the remote user) with the target's command
-    /// timeout. stdin is closed at once. A non-zero exit is *not* an error here: look at
-    /// [`ExecOutput::exit_status`], or use [`SshSession::exec_checked`].
+    /// Runs `command` on the node with the target's command timeout. stdin is closed at once.
+    /// A non-zero exit is *not* an error here: look at [`ExecOutput::exit_status`], or use
+    /// [`SshSession::exec_checked`].
+    ///
+    /// The command is POSIX shell text run by `/bin/sh` (started from the user's login shell,
+    /// so the login environment applies), under the node's coreutils `timeout`: when the
+    /// client gives up after the timeout, the node stops the command 2 s later by itself.
     pub async fn exec(&self, command: &str) -> Result<ExecOutput, Error> {
         self.run(command, None, self.target().command_timeout).await
     }
@@ -150,7 +185,7 @@ impl SshSession {
             .map_err(|e| self.channel_error("open a session channel", e))?;
         let (mut read, write) = channel.split();
         write
-            .exec(true, command)
+            .exec(true, bounded_command(command, timeout))
             .await
             .map_err(|e| self.channel_error("exec", e))?;
 
@@ -169,9 +204,8 @@ impl SshSession {
             }
             Ok(Err(e)) => Err(self.channel_error(format!("exec `{}`", short_command(command)), e)),
             Err(_elapsed) => {
-                // Stop the remote process group (OpenSSH honours "signal" requests), then drop
-                // the channel. Errors here only mean the channel is already gone.
-                let _ = write.signal(Sig::TERM).await;
+                // The node stops the command itself (see `bounded_command`); drop the channel.
+                // An error here only means the channel is already gone.
                 let _ = write.close().await;
                 tracing::debug!(node = %node, command = %short_command(command), ?timeout,
                     "remote command timed out");
@@ -256,6 +290,22 @@ mod tests {
         assert_eq!(s.chars().count(), COMMAND_SHOWN + 1);
         assert!(s.ends_with('…'));
         assert_eq!(shorten("abcdef", 3, true), "…def");
+    }
+
+    #[test]
+    fn commands_are_bounded_on_the_node_and_quoted() {
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(
+            bounded_command("echo 'a b'; exit 3", Duration::from_millis(1500)),
+            "timeout -k 5s 4s /bin/sh -c 'echo '\\''a b'\\''; exit 3'"
+        );
+        // The quoted command survives a real shell unchanged.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {}", shell_quote("a'b\"c $HOME `x`\n")))
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"a'b\"c $HOME `x`\n");
     }
 
     #[test]

@@ -135,11 +135,13 @@ impl SshSession {
                 target: target.clone(),
                 source,
             })?;
-        let local_addr = listener.local_addr().map_err(|source| Error::SshForwardBind {
-            node: self.target().node.clone(),
-            target: target.clone(),
-            source,
-        })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| Error::SshForwardBind {
+                node: self.target().node.clone(),
+                target: target.clone(),
+                source,
+            })?;
         let session = self.clone();
         let host = host.to_string();
         let task = tokio::spawn(async move {
@@ -197,6 +199,8 @@ async fn forward_one(
         Ok((up, down)) => {
             tracing::debug!(node = %node, %peer, up, down, "local forward: connection done")
         }
-        Err(e) => tracing::debug!(node = %node, %peer, error = %e, "local forward: connection ended"),
+        Err(e) => {
+            tracing::debug!(node = %node, %peer, error = %e, "local forward: connection ended")
+        }
     }
 }

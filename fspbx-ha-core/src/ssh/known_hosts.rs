@@ -242,7 +242,9 @@ fn hashed_match(salt_and_hash: &str, name: &str) -> bool {
     let Ok(mac) = Hmac::<sha1::Sha1>::new_from_slice(&salt) else {
         return false;
     };
-    mac.chain_update(name.as_bytes()).verify_slice(&hash).is_ok()
+    mac.chain_update(name.as_bytes())
+        .verify_slice(&hash)
+        .is_ok()
 }
 
 /// Case-insensitive glob with `*` and `?`.
@@ -250,9 +252,7 @@ fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
-        if p < pattern.len()
-            && (pattern[p] == b'?' || pattern[p].eq_ignore_ascii_case(&text[t]))
-        {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p].eq_ignore_ascii_case(&text[t])) {
             p += 1;
             t += 1;
         } else if p < pattern.len() && pattern[p] == b'*' {
@@ -351,7 +351,10 @@ mod tests {
             kh.check("pbx-a.example.test", 22, &k),
             HostKeyVerdict::Trusted { line: 1 }
         );
-        assert_eq!(kh.check("pbx-b.example.test", 22, &k), HostKeyVerdict::Unknown);
+        assert_eq!(
+            kh.check("pbx-b.example.test", 22, &k),
+            HostKeyVerdict::Unknown
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //!   changed key.
 //!
 //! Connection failures (refused, reset, timeout) are retried with exponential backoff; host-key
-//! and authentication failures never are.
+//! and authentication failures never are. Commands are POSIX shell text, run by `/bin/sh` on
+//! the node under coreutils `timeout`, so a command the client gave up on is also stopped on
+//! the node.
 //!
 //! ```no_run
 //! # async fn demo() -> fspbx_ha_core::Result<()> {

@@ -160,7 +160,7 @@ impl SshSession {
         Error::SshChannel {
             node: self.inner.target.node.clone(),
             what: what.into(),
-            source,
+            source: Box::new(source),
         }
     }
 }
@@ -264,14 +264,17 @@ fn handshake_error(target: &SshTarget, e: russh::Error) -> AttemptError {
         russh::Error::IO(io) if retry::is_transient(io.kind()) => AttemptError::Transient(io),
         // The server closed the connection before or during the handshake (sshd restarting,
         // MaxStartups): like a refused connection.
-        russh::Error::Disconnect | russh::Error::HUP => AttemptError::Transient(
-            std::io::Error::new(ErrorKind::ConnectionReset, "closed during the SSH handshake"),
-        ),
+        russh::Error::Disconnect | russh::Error::HUP => {
+            AttemptError::Transient(std::io::Error::new(
+                ErrorKind::ConnectionReset,
+                "closed during the SSH handshake",
+            ))
+        }
         other => AttemptError::Fatal(Error::SshHandshake {
             node: target.node.clone(),
             host: target.host.clone(),
             port: target.port,
-            source: other,
+            source: Box::new(other),
         }),
     }
 }
@@ -369,11 +372,10 @@ impl HostKeyCheck {
                 node: self.node.clone(),
                 host: self.host.clone(),
                 port: self.port,
-                algorithm,
                 fingerprint,
                 recorded_fingerprint,
                 known_hosts: self.path.clone(),
-                line,
+                line: line_u32(line),
             }),
             HostKeyVerdict::Revoked { line } => Err(Error::SshHostKeyRevoked {
                 node: self.node.clone(),
@@ -381,7 +383,7 @@ impl HostKeyCheck {
                 port: self.port,
                 fingerprint,
                 known_hosts: self.path.clone(),
-                line,
+                line: line_u32(line),
             }),
             HostKeyVerdict::Unknown if self.trust_on_first_use => {
                 let line = known_hosts::known_hosts_line(&self.host, self.port, presented);
@@ -407,6 +409,10 @@ impl HostKeyCheck {
     }
 }
 
+fn line_u32(line: usize) -> u32 {
+    u32::try_from(line).unwrap_or(u32::MAX)
+}
+
 impl client::Handler for HostKeyCheck {
     type Error = HandlerError;
 
@@ -417,9 +423,7 @@ impl client::Handler for HostKeyCheck {
         let presented = server_public_key.public_key();
         self.decide(&presented)
             .map_err(|e| HandlerError::Refused(Box::new(e)))?;
-        let _ = self
-            .verified
-            .set(known_hosts::fingerprint(&presented));
+        let _ = self.verified.set(known_hosts::fingerprint(&presented));
         Ok(true)
     }
 }

@@ -26,12 +26,18 @@ pub async fn provider_suite(p: &dyn DnsProvider, obs: &dyn Observer, label: &str
     let (a, b, c) = (ip("192.0.2.10"), ip("192.0.2.20"), ip("192.0.2.30"));
 
     // 1. A missing record reads as None.
-    assert_eq!(p.get(&name, kind).await.unwrap(), None, "{name} should not exist yet");
+    assert_eq!(
+        p.get(&name, kind).await.unwrap(),
+        None,
+        "{name} should not exist yet"
+    );
     assert!(obs.values(&name, kind).await.is_empty());
 
     // 2. Plain set, then read back through the provider and the server.
     let receipt = p.set(&Change::set(&name, kind, 60, vec![a])).await.unwrap();
-    p.wait_applied(&receipt, Duration::from_secs(10)).await.unwrap();
+    p.wait_applied(&receipt, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(
         p.get(&name, kind).await.unwrap(),
         Some(RecordSet::new(&name, kind, 60, vec![a]))
@@ -44,7 +50,11 @@ pub async fn provider_suite(p: &dyn DnsProvider, obs: &dyn Observer, label: &str
         .await
         .unwrap();
     p.wait_applied(&r, Duration::from_secs(10)).await.unwrap();
-    assert_eq!(obs.values(&name, kind).await, vec![b], "CAS a->b must be on the server");
+    assert_eq!(
+        obs.values(&name, kind).await,
+        vec![b],
+        "CAS a->b must be on the server"
+    );
 
     // 4. CAS with a stale expected value fails, says what is there, changes nothing.
     let err = p
@@ -61,8 +71,15 @@ pub async fn provider_suite(p: &dyn DnsProvider, obs: &dyn Observer, label: &str
         other => panic!("expected CasMismatch, got {other:?}"),
     }
     let text = err.to_string();
-    assert!(text.contains("192.0.2.20") && text.contains("192.0.2.10"), "{text}");
-    assert_eq!(obs.values(&name, kind).await, vec![b], "stale CAS must not change anything");
+    assert!(
+        text.contains("192.0.2.20") && text.contains("192.0.2.10"),
+        "{text}"
+    );
+    assert_eq!(
+        obs.values(&name, kind).await,
+        vec![b],
+        "stale CAS must not change anything"
+    );
 
     // 5. "Must be absent" on an existing record fails too.
     let err = p
@@ -74,14 +91,14 @@ pub async fn provider_suite(p: &dyn DnsProvider, obs: &dyn Observer, label: &str
 
     // 6. "Must be absent" on a new name creates it.
     let fresh = format!("{label}-new.{zone}");
-    p.set(&Change::set(&fresh, kind, 30, vec![a, c]).expecting(Expected::Absent))
+    p.set(&Change::set(&fresh, kind, 120, vec![a, c]).expecting(Expected::Absent))
         .await
         .unwrap();
     assert_eq!(obs.values(&fresh, kind).await, vec![a, c]);
-    assert_eq!(p.get(&fresh, kind).await.unwrap().unwrap().ttl, 30);
+    assert_eq!(p.get(&fresh, kind).await.unwrap().unwrap().ttl, 120);
 
     // 7. Delete with a guard.
-    p.set(&Change::set(&fresh, kind, 30, vec![]).expecting(Expected::Values(vec![c, a])))
+    p.set(&Change::set(&fresh, kind, 120, vec![]).expecting(Expected::Values(vec![c, a])))
         .await
         .unwrap();
     assert!(obs.values(&fresh, kind).await.is_empty());
@@ -105,7 +122,11 @@ pub async fn provider_suite(p: &dyn DnsProvider, obs: &dyn Observer, label: &str
         .await
         .unwrap();
     assert_eq!(obs.values(&name, RecordKind::Aaaa).await, vec![v6]);
-    assert_eq!(obs.values(&name, kind).await, vec![b], "AAAA must not touch A");
+    assert_eq!(
+        obs.values(&name, kind).await,
+        vec![b],
+        "AAAA must not touch A"
+    );
 }
 
 /// Two flips race with the same expected value: exactly one may win, the other gets a
@@ -115,13 +136,17 @@ pub async fn cas_race(p: &dyn DnsProvider, obs: &dyn Observer, label: &str) {
     let name = format!("{label}.{zone}");
     let kind = RecordKind::A;
     let old = ip("192.0.2.1");
-    p.set(&Change::set(&name, kind, 60, vec![old])).await.unwrap();
+    p.set(&Change::set(&name, kind, 60, vec![old]))
+        .await
+        .unwrap();
     for round in 0..5u8 {
         let current = obs.values(&name, kind).await;
         let to_x = ip(&format!("198.51.100.{}", 2 * round + 1));
         let to_y = ip(&format!("198.51.100.{}", 2 * round + 2));
-        let cx = Change::set(&name, kind, 60, vec![to_x]).expecting(Expected::Values(current.clone()));
-        let cy = Change::set(&name, kind, 60, vec![to_y]).expecting(Expected::Values(current.clone()));
+        let cx =
+            Change::set(&name, kind, 60, vec![to_x]).expecting(Expected::Values(current.clone()));
+        let cy =
+            Change::set(&name, kind, 60, vec![to_y]).expecting(Expected::Values(current.clone()));
         let (rx, ry) = tokio::join!(p.set(&cx), p.set(&cy));
         let winner = match (&rx, &ry) {
             (Ok(_), Err(e)) => {
@@ -134,8 +159,8 @@ pub async fn cas_race(p: &dyn DnsProvider, obs: &dyn Observer, label: &str) {
             }
             other => panic!("round {round}: exactly one flip must win, got {other:?}"),
         };
-        if let (Err(Error::CasMismatch { found, .. }), _) | (_, Err(Error::CasMismatch { found, .. })) =
-            (&rx, &ry)
+        if let (Err(Error::CasMismatch { found, .. }), _)
+        | (_, Err(Error::CasMismatch { found, .. })) = (&rx, &ry)
         {
             assert_eq!(found.as_ref().map(|f| f.values.clone()), Some(vec![winner]));
         }

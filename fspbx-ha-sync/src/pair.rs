@@ -1,0 +1,362 @@
+//! [`SyncPair`]: two daemons, observed, planned, applied, watched.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::plan::{self, Action, Observed, PairIntent, PlannedFolder, Step, SyncPlan};
+use crate::status::{self, FolderSnapshot, NodeSnapshot, SyncStatus};
+use crate::{Error, Result, SyncthingClient};
+
+/// Two Syncthing daemons and what we want of them.
+#[derive(Debug, Clone)]
+pub struct SyncPair {
+    clients: [SyncthingClient; 2],
+    intent: PairIntent,
+}
+
+/// Progress of [`SyncPair::apply_with`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ApplyEvent<'a> {
+    /// The plan is known.
+    Planned(&'a SyncPlan),
+    /// A step is about to be sent.
+    Applying(&'a Step),
+    /// A step was accepted by the daemon.
+    Applied(&'a Step),
+    /// Waiting for the daemons to start the folders and report their state.
+    Verifying,
+}
+
+/// What [`SyncPair::apply`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    /// The steps sent, in order (empty when the pair was already as wanted).
+    pub applied: Vec<Step>,
+    /// The folders with their resolved ids.
+    pub folders: Vec<PlannedFolder>,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// How [`SyncPair::wait`] waits.
+#[derive(Debug, Clone)]
+pub struct WaitOptions {
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// Time between two status reads.
+    pub poll: Duration,
+    /// Rescan every folder on both nodes first, so changes the watcher has not reported yet
+    /// are included (Syncthing's watcher waits `fsWatcherDelayS`, 10 s by default).
+    pub rescan: bool,
+}
+
+impl WaitOptions {
+    /// `timeout`, polling every 200 ms, rescanning first.
+    pub fn new(timeout: Duration) -> Self {
+        WaitOptions {
+            timeout,
+            poll: Duration::from_millis(200),
+            rescan: true,
+        }
+    }
+}
+
+/// How long apply waits for a new folder to report a state.
+const FOLDER_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl SyncPair {
+    /// A pair of clients (node A, node B) and the intent.
+    pub fn new(clients: [SyncthingClient; 2], intent: PairIntent) -> Self {
+        SyncPair { clients, intent }
+    }
+
+    /// The two clients.
+    pub fn clients(&self) -> &[SyncthingClient; 2] {
+        &self.clients
+    }
+
+    /// The intent.
+    pub fn intent(&self) -> &PairIntent {
+        &self.intent
+    }
+
+    fn names(&self) -> [&str; 2] {
+        [
+            self.intent.nodes[0].node.as_str(),
+            self.intent.nodes[1].node.as_str(),
+        ]
+    }
+
+    /// Reads what each daemon holds (both at once).
+    pub async fn observe(&self) -> Result<[Observed; 2]> {
+        let (a, b) = tokio::join!(observe(&self.clients[0]), observe(&self.clients[1]));
+        Ok([a?, b?])
+    }
+
+    /// The plan for the daemons as they are now.
+    pub async fn plan(&self) -> Result<SyncPlan> {
+        let [a, b] = self.observe().await?;
+        plan::plan(&self.intent, [&a, &b])
+    }
+
+    /// Plans and applies; a second run finds nothing to do.
+    pub async fn apply(&self) -> Result<ApplyReport> {
+        self.apply_with(|_| {}).await
+    }
+
+    /// [`apply`](Self::apply) with progress events.
+    ///
+    /// Before changing anything, the path of every folder to be added is checked on its node
+    /// (through the daemon's directory browser): a missing directory fails with
+    /// [`Error::FolderUnusable`] naming node and folder. After the steps, the plan is computed
+    /// again and must be empty ([`Error::NotConverged`] otherwise), and every folder must leave
+    /// the `error` state ([`Error::FolderUnusable`] with Syncthing's message otherwise). A run
+    /// interrupted by a daemon restart is resumed by running it again.
+    pub async fn apply_with(
+        &self,
+        mut progress: impl FnMut(ApplyEvent<'_>),
+    ) -> Result<ApplyReport> {
+        let started = Instant::now();
+        let [a, b] = self.observe().await?;
+        let plan = plan::plan(&self.intent, [&a, &b])?;
+        progress(ApplyEvent::Planned(&plan));
+        for step in &plan.steps {
+            if let Action::AddFolder {
+                folder_id, path, ..
+            } = &step.action
+            {
+                let client = &self.clients[step.node_index];
+                if !client.dir_exists(path).await? {
+                    return Err(Error::FolderUnusable {
+                        node: step.node.clone(),
+                        folder: folder_id.clone(),
+                        path: path.clone(),
+                        message: "the directory does not exist on the node".into(),
+                    });
+                }
+            }
+        }
+        for step in &plan.steps {
+            progress(ApplyEvent::Applying(step));
+            execute(&self.clients[step.node_index], step).await?;
+            progress(ApplyEvent::Applied(step));
+        }
+        let [a, b] = self.observe().await?;
+        let after = plan::plan(&self.intent, [&a, &b])?;
+        if let Some(first) = after.steps.first() {
+            return Err(Error::NotConverged {
+                remaining: after.steps.len(),
+                first: first.summary(),
+            });
+        }
+        progress(ApplyEvent::Verifying);
+        for (i, client) in self.clients.iter().enumerate() {
+            for f in &plan.folders {
+                verify_folder(client, self.names()[i], f).await?;
+            }
+        }
+        Ok(ApplyReport {
+            applied: plan.steps,
+            folders: plan.folders,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// The folders of the intent with resolved ids (as far as the daemons can be read).
+    async fn folders(&self) -> Result<Vec<PlannedFolder>> {
+        let (a, b) = tokio::join!(self.clients[0].folders(), self.clients[1].folders());
+        let obs = |fs: Result<Vec<crate::model::FolderConfig>>| {
+            fs.ok().map(|folders| Observed {
+                device_id: crate::DeviceId::parse(crate::plan::PLACEHOLDER_ID, "placeholder")
+                    .expect("valid"),
+                devices: vec![],
+                folders,
+                options: serde_json::Value::Null,
+                folder_template: None,
+                device_template: None,
+            })
+        };
+        let (a, b) = (obs(a), obs(b));
+        plan::resolve_folders(&self.intent, [a.as_ref(), b.as_ref()])
+    }
+
+    /// The sync status of every folder in both directions. A daemon that cannot be read is
+    /// reported in [`crate::NodeSyncStatus::error`] (and makes the status incomplete) rather
+    /// than failing the call, so a failover controller sees "not in sync" and why.
+    pub async fn status(&self) -> Result<SyncStatus> {
+        let folders = self.folders().await?;
+        let ids = tokio::join!(self.clients[0].my_id(), self.clients[1].my_id());
+        let ids = [ids.0.ok(), ids.1.ok()];
+        let (a, b) = tokio::join!(
+            snapshot(&self.clients[0], ids[1].as_ref(), &folders),
+            snapshot(&self.clients[1], ids[0].as_ref(), &folders)
+        );
+        let snaps = [a.map_err(|e| strip_node(&e)), b.map_err(|e| strip_node(&e))];
+        Ok(status::compute(
+            self.names(),
+            &folders,
+            [&snaps[0], &snaps[1]],
+        ))
+    }
+
+    /// Rescans every folder of the intent on both nodes (returns when the scans are done).
+    pub async fn rescan(&self) -> Result<()> {
+        let folders = self.folders().await?;
+        for client in &self.clients {
+            for f in &folders {
+                client.scan(&f.id, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every folder is complete in both directions, calling `progress` with each
+    /// status read. Fails with [`Error::WaitTimeout`] (saying what is still pending) after
+    /// `options.timeout`.
+    pub async fn wait(
+        &self,
+        options: &WaitOptions,
+        mut progress: impl FnMut(&SyncStatus),
+    ) -> Result<SyncStatus> {
+        let deadline = Instant::now() + options.timeout;
+        if options.rescan {
+            match tokio::time::timeout(options.timeout, self.rescan()).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(Error::WaitTimeout {
+                        after: options.timeout,
+                        pending: "rescan did not finish".into(),
+                    });
+                }
+            }
+        }
+        loop {
+            let status = self.status().await?;
+            progress(&status);
+            if status.is_complete() {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::WaitTimeout {
+                    after: options.timeout,
+                    pending: status.pending(),
+                });
+            }
+            tokio::time::sleep(
+                options
+                    .poll
+                    .min(deadline.saturating_duration_since(Instant::now())),
+            )
+            .await;
+        }
+    }
+}
+
+/// The message of an error without its leading `node X: ` (the status names the node itself).
+fn strip_node(e: &Error) -> String {
+    let text = e.to_string();
+    match e.node() {
+        Some(n) => text
+            .strip_prefix(&format!("node {n}: "))
+            .map(str::to_owned)
+            .unwrap_or(text),
+        None => text,
+    }
+}
+
+async fn observe(c: &SyncthingClient) -> Result<Observed> {
+    let device_id = c.my_id().await?;
+    let (devices, folders, options, ft, dt) = tokio::join!(
+        c.devices(),
+        c.folders(),
+        c.options(),
+        c.default_folder(),
+        c.default_device()
+    );
+    Ok(Observed {
+        device_id,
+        devices: devices?,
+        folders: folders?,
+        options: options?,
+        folder_template: ft?,
+        device_template: dt?,
+    })
+}
+
+async fn execute(c: &SyncthingClient, step: &Step) -> Result<()> {
+    tracing::info!(step = %step.summary(), "applying");
+    match &step.action {
+        Action::AddDevice { config, .. } => c.put_device(config).await,
+        Action::UpdateDevice { device_id, patch } => c.patch_device(device_id, patch).await,
+        Action::AddFolder { config, .. } => c.put_folder(config).await,
+        Action::UpdateFolder { folder_id, patch } => c.patch_folder(folder_id, patch).await,
+        Action::UpdateOptions { patch } => c.patch_options(patch).await,
+    }
+}
+
+/// Waits until the daemon reports a state for the folder; fails when that state is `error`.
+async fn verify_folder(c: &SyncthingClient, node: &str, f: &PlannedFolder) -> Result<()> {
+    let deadline = Instant::now() + FOLDER_START_TIMEOUT;
+    loop {
+        let st = c.folder_status(&f.id).await?;
+        if st.state == "error" || !st.error.is_empty() {
+            return Err(Error::FolderUnusable {
+                node: node.to_owned(),
+                folder: f.id.clone(),
+                path: f.path.clone(),
+                message: if st.error.is_empty() {
+                    "folder is in the error state".into()
+                } else {
+                    st.error
+                },
+            });
+        }
+        if (!st.state.is_empty() && st.state != "unknown") || Instant::now() >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn snapshot(
+    c: &SyncthingClient,
+    peer: Option<&crate::DeviceId>,
+    folders: &[PlannedFolder],
+) -> Result<NodeSnapshot> {
+    let (id, version, connections, configured) =
+        tokio::join!(c.my_id(), c.version(), c.connections(), c.folders());
+    let configured = configured?;
+    let mut snap = NodeSnapshot {
+        device_id: Some(id?),
+        version: version?.version,
+        connections: connections?,
+        folders: configured,
+        per_folder: Default::default(),
+    };
+    for f in folders {
+        if !snap.folders.iter().any(|c| c.id() == f.id) {
+            continue;
+        }
+        let (status, local, errors) = tokio::join!(
+            c.folder_status(&f.id),
+            c.completion(&f.id, None),
+            c.folder_errors(&f.id)
+        );
+        let peer_view = match peer {
+            Some(p) => c.completion(&f.id, Some(p)).await?,
+            None => Default::default(),
+        };
+        snap.per_folder.insert(
+            f.id.clone(),
+            FolderSnapshot {
+                status: status?,
+                local: local?,
+                peer_view,
+                errors: errors?.errors,
+            },
+        );
+    }
+    Ok(snap)
+}
