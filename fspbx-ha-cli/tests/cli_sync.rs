@@ -77,7 +77,7 @@ fn lab() -> Lab {
     let config = dir.path().join("cluster.toml");
     std::fs::write(&config, c.to_toml()).unwrap();
     Lab {
-        dir,
+        _dir: dir,
         _sshd: sshd,
         st,
         config,

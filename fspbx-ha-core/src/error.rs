@@ -534,9 +534,9 @@ pub enum Error {
     Sync {
         /// The node concerned, when the error concerns one.
         node: Option<String>,
-        /// The Syncthing client's error.
+        /// The Syncthing client's error (boxed: it is large).
         #[source]
-        source: fspbx_ha_sync::Error,
+        source: Box<fspbx_ha_sync::Error>,
     },
     /// A node has no `[nodes.syncthing]` section.
     #[error(
@@ -565,7 +565,7 @@ pub enum Error {
 
 impl From<fspbx_ha_sync::Error> for Error {
     fn from(source: fspbx_ha_sync::Error) -> Self {
-        Error::Sync { node: source.node().map(str::to_owned), source }
+        Error::Sync { node: source.node().map(str::to_owned), source: Box::new(source) }
     }
 }
 

@@ -183,8 +183,9 @@ async fn unwritable_or_missing_folder_is_named_before_any_change() {
     assert_eq!(err.family(), ErrorFamily::Sync);
     let text = err.to_string();
     assert!(
-        matches!(&err, Error::Sync { node: Some(n), source: fspbx_ha_sync::Error::FolderUnusable { folder, .. } }
-            if n == "b" && *folder == fspbx_ha_sync::stable_folder_id(STORAGE)),
+        matches!(&err, Error::Sync { node: Some(n), source } if n == "b"
+            && matches!(&**source, fspbx_ha_sync::Error::FolderUnusable { folder, .. }
+                if *folder == fspbx_ha_sync::stable_folder_id(STORAGE))),
         "{err:?}"
     );
     assert!(
@@ -209,7 +210,8 @@ async fn wrong_key_and_missing_section_are_clear() {
     let err = files.plan().await.unwrap_err();
     assert_eq!(err.family(), ErrorFamily::Sync);
     assert!(
-        matches!(&err, Error::Sync { node: Some(n), source: fspbx_ha_sync::Error::Unauthorized { .. } } if n == "a"),
+        matches!(&err, Error::Sync { node: Some(n), source } if n == "a"
+            && matches!(**source, fspbx_ha_sync::Error::Unauthorized { .. })),
         "{err:?}"
     );
     assert!(!err.to_string().contains("2718"));

@@ -54,7 +54,7 @@ impl DnsProvider for InMemory {
                     name: change.name.clone(),
                     kind: change.kind,
                     expected: change.expect.clone().unwrap_or(Expected::Absent),
-                    found: current,
+                    found: current.map(Box::new),
                 });
             }
             Decision::AlreadyApplied => {}

@@ -73,7 +73,7 @@ pub enum Error {
         /// What the caller expected.
         expected: Expected,
         /// What is there now (`None`: no record of this kind).
-        found: Option<RecordSet>,
+        found: Option<Box<RecordSet>>,
     },
 
     /// Another record type occupies the name (typically a CNAME), so an A/AAAA record cannot
@@ -241,7 +241,7 @@ fn hint_suffix(hint: &Option<String>) -> String {
     }
 }
 
-fn describe_found(found: &Option<RecordSet>) -> String {
+fn describe_found(found: &Option<Box<RecordSet>>) -> String {
     match found {
         Some(rs) => rs.to_string(),
         None => "no record".to_string(),

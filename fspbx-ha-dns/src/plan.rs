@@ -186,6 +186,77 @@ pub async fn apply(provider: &dyn DnsProvider, steps: &[Step]) -> Result<Vec<Cha
     Ok(receipts)
 }
 
+/// One record kind of a flip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlipStep {
+    /// Kind.
+    pub kind: RecordKind,
+    /// What the record held before (as read just before the write).
+    pub from: Option<RecordSet>,
+    /// The addresses it holds now.
+    pub to: Vec<IpAddr>,
+    /// The provider's receipt; `None` when the record already was right.
+    pub receipt: Option<ChangeReceipt>,
+}
+
+impl FlipStep {
+    /// Whether something was written.
+    pub fn changed(&self) -> bool {
+        self.receipt.is_some()
+    }
+}
+
+/// Points `name` at `to` — A and AAAA by address family; a family `to` lacks is removed — each
+/// kind guarded by compare-and-swap against what it holds now, or against `expected` when the
+/// caller knows what it should be (`None` for a kind: must be absent).
+pub async fn flip(
+    provider: &dyn DnsProvider,
+    name: &str,
+    ttl: u32,
+    to: &[IpAddr],
+    expected: Option<&[IpAddr]>,
+) -> Result<Vec<FlipStep>> {
+    let mut steps = vec![];
+    for kind in [RecordKind::A, RecordKind::Aaaa] {
+        let want: Vec<IpAddr> =
+            normalize_values(to.iter().copied().filter(|a| kind.fits(a)).collect());
+        let current = provider.get(name, kind).await?;
+        let guard = match expected {
+            Some(e) => {
+                let v: Vec<IpAddr> = e.iter().copied().filter(|a| kind.fits(a)).collect();
+                if v.is_empty() {
+                    Expected::Absent
+                } else {
+                    Expected::Values(v)
+                }
+            }
+            None => Expected::from_current(current.as_ref()),
+        };
+        let same = match &current {
+            None => want.is_empty(),
+            Some(c) => c.values == want && c.ttl == ttl,
+        };
+        if same && expected.is_none() {
+            steps.push(FlipStep {
+                kind,
+                from: current,
+                to: want,
+                receipt: None,
+            });
+            continue;
+        }
+        let change = Change::set(name, kind, ttl, want.clone()).expecting(guard);
+        let receipt = provider.set(&change).await?;
+        steps.push(FlipStep {
+            kind,
+            from: current,
+            to: want,
+            receipt: Some(receipt),
+        });
+    }
+    Ok(steps)
+}
+
 /// What the authoritative servers say about one desired record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordCheck {

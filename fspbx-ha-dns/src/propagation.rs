@@ -168,14 +168,15 @@ impl Checker {
         })
     }
 
-    /// Finds the zone's authoritative servers by asking `bootstrap` for the zone's NS records
-    /// and their addresses; every address found is used with `port`.
+    /// Finds the zone's authoritative servers by asking `bootstrap` (an authoritative server of
+    /// the zone, or a recursive resolver) for the zone's NS records and their addresses; every
+    /// address found is used with `port`.
     pub async fn discover(zone: &str, bootstrap: SocketAddr, port: u16) -> Result<Self> {
         let zone_name = parse_name(&fqdn(zone))?;
         let timeout = Duration::from_secs(2);
         let resp = wire::exchange(
             bootstrap,
-            wire::query_message(zone_name.clone(), RecordType::NS),
+            wire::query_message(zone_name.clone(), RecordType::NS, true),
             None,
             timeout,
             2,
@@ -199,7 +200,7 @@ impl Checker {
             for rtype in [RecordType::A, RecordType::AAAA] {
                 let resp = wire::exchange(
                     bootstrap,
-                    wire::query_message(host.clone(), rtype),
+                    wire::query_message(host.clone(), rtype, true),
                     None,
                     timeout,
                     2,
@@ -232,6 +233,36 @@ impl Checker {
             });
         }
         Checker::new(zone, servers)
+    }
+
+    /// The servers to check for `zone`: the `configured` ones (`host[:port]`, from
+    /// `floating.nameservers`) if any; else those named by the zone's NS records, asked of
+    /// `primary` (the RFC 2136 server, whose port they share) or of the system's first resolver
+    /// in /etc/resolv.conf.
+    pub async fn for_zone(
+        zone: &str,
+        configured: &[String],
+        primary: Option<SocketAddr>,
+    ) -> Result<Self> {
+        if !configured.is_empty() {
+            let servers = configured
+                .iter()
+                .map(|s| crate::config::parse_server(s, "floating.nameservers"))
+                .collect::<Result<Vec<_>>>()?;
+            return Checker::new(zone, servers);
+        }
+        if let Some(p) = primary {
+            return Checker::discover(zone, p, p.port()).await;
+        }
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let bootstrap = system_resolver(&resolv).ok_or_else(|| Error::InvalidInput {
+            field: "floating.nameservers",
+            value: String::new(),
+            reason: "no name servers configured and no resolver in /etc/resolv.conf to find \
+                     the zone's NS records: list the authoritative servers"
+                .into(),
+        })?;
+        Checker::discover(zone, bootstrap, 53).await
     }
 
     /// Sets the per-query timeout (default 2 s).
@@ -307,12 +338,19 @@ async fn ask_one(
 ) -> ServerAnswer {
     let rtype = record_type(kind);
     let started = Instant::now();
-    let record = wire::exchange(server, wire::query_message(name, rtype), None, timeout, 1).await;
+    let record = wire::exchange(
+        server,
+        wire::query_message(name, rtype, false),
+        None,
+        timeout,
+        1,
+    )
+    .await;
     let rtt = started.elapsed();
     // Asked after the record: the serial is at least the zone version that gave the answer.
     let soa = wire::exchange(
         server,
-        wire::query_message(zone, RecordType::SOA),
+        wire::query_message(zone, RecordType::SOA, false),
         None,
         timeout,
         1,
@@ -370,6 +408,17 @@ async fn ask_one(
         soa_serial,
         rtt,
     }
+}
+
+/// The first `nameserver` of a resolv.conf text.
+pub fn system_resolver(resolv_conf: &str) -> Option<SocketAddr> {
+    resolv_conf.lines().find_map(|l| {
+        let mut parts = l.split_whitespace();
+        (parts.next() == Some("nameserver"))
+            .then(|| parts.next()?.parse::<IpAddr>().ok())
+            .flatten()
+            .map(|ip| SocketAddr::new(ip, 53))
+    })
 }
 
 pub(crate) fn record_type(kind: RecordKind) -> RecordType {
@@ -472,6 +521,14 @@ mod tests {
             ],
         );
         assert!(v.all_moved());
+    }
+
+    #[test]
+    fn resolv_conf_first_nameserver() {
+        let text =
+            "# generated\nsearch example.com\nnameserver 192.0.2.53\nnameserver 192.0.2.54\n";
+        assert_eq!(system_resolver(text), Some(sa("192.0.2.53:53")));
+        assert_eq!(system_resolver("nameserver bogus\n"), None);
     }
 
     #[test]

@@ -170,7 +170,7 @@ impl Rfc2136 {
         let qname = parse_name(&fq)?;
         let resp = wire::exchange(
             self.server,
-            wire::query_message(qname, record_type(kind)),
+            wire::query_message(qname, record_type(kind), false),
             None,
             self.timeout,
             2,
@@ -393,7 +393,7 @@ impl DnsProvider for Rfc2136 {
                     name: change.name.clone(),
                     kind: change.kind,
                     expected: change.expect.clone().unwrap_or(Expected::Absent),
-                    found,
+                    found: found.map(Box::new),
                 })
             }
             ResponseCode::NotAuth | ResponseCode::BADSIG | ResponseCode::BADKEY => {

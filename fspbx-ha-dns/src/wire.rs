@@ -40,10 +40,10 @@ pub(crate) async fn exchange(
     first.unwrap_or(Err(NetError::Timeout))
 }
 
-/// A plain, non-recursive query for `name`/`rtype` (the answer of an authoritative server).
-pub(crate) fn query_message(name: Name, rtype: RecordType) -> Message {
+/// A plain query for `name`/`rtype`; authoritative checks ask with `recursion_desired` off.
+pub(crate) fn query_message(name: Name, rtype: RecordType, recursion_desired: bool) -> Message {
     let mut m = Message::query();
     m.add_query(Query::query(name, rtype));
-    m.metadata.recursion_desired = false;
+    m.metadata.recursion_desired = recursion_desired;
     m
 }

@@ -10,6 +10,7 @@
 //! two-node lab the `fspbx-ha-lab` binary starts.
 
 pub mod cluster_toml;
+pub mod kamailio;
 pub mod knot;
 pub mod lab;
 pub mod moto;

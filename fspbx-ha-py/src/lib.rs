@@ -4,6 +4,7 @@
 mod check;
 mod config;
 mod errors;
+mod failover;
 mod replication;
 mod runtime;
 mod sync;
@@ -17,6 +18,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     config::register(m)?;
     check::register(m)?;
+    failover::register(m)?;
     replication::register(m)?;
     sync::register(m)?;
     Ok(())

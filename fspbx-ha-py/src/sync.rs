@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use fspbx_ha_core::files::{Files, FilesOptions, FilesStatus};
-use fspbx_ha_sync::{ApplyReport, DeviceId, EventKind, Secret, SyncPlan, SyncthingClient, WaitOptions};
+use fspbx_ha_sync::{
+    ApplyReport, DeviceId, EventKind, Secret, SyncPlan, SyncthingClient, WaitOptions,
+};
 use pyo3::create_exception;
 use pyo3::prelude::*;
 use serde::Serialize;
@@ -15,10 +17,30 @@ use crate::config::PyClusterConfig;
 use crate::errors::FspbxHaError;
 use crate::runtime::block_on;
 
-create_exception!(_native, SyncError, FspbxHaError, "Syncthing: REST API, pairing, folder problems.");
-create_exception!(_native, SyncUnauthorizedError, SyncError, "The Syncthing daemon refused the API key.");
-create_exception!(_native, SyncUnreachableError, SyncError, "The Syncthing daemon could not be reached (down, refused, timeout).");
-create_exception!(_native, SyncTimeoutError, SyncError, "sync wait ran out of time before every folder was complete.");
+create_exception!(
+    _native,
+    SyncError,
+    FspbxHaError,
+    "Syncthing: REST API, pairing, folder problems."
+);
+create_exception!(
+    _native,
+    SyncUnauthorizedError,
+    SyncError,
+    "The Syncthing daemon refused the API key."
+);
+create_exception!(
+    _native,
+    SyncUnreachableError,
+    SyncError,
+    "The Syncthing daemon could not be reached (down, refused, timeout)."
+);
+create_exception!(
+    _native,
+    SyncTimeoutError,
+    SyncError,
+    "sync wait ran out of time before every folder was complete."
+);
 
 /// Maps a Syncthing error to the Python hierarchy (messages name node and folder, never a key).
 fn sync_err(e: &fspbx_ha_sync::Error) -> PyErr {
@@ -47,7 +69,10 @@ fn as_py<T: Serialize>(py: Python<'_>, value: &T) -> PyResult<Py<PyAny>> {
 
 /// A Python dict/list as JSON.
 fn from_py(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
-    let text: String = py.import("json")?.call_method1("dumps", (value,))?.extract()?;
+    let text: String = py
+        .import("json")?
+        .call_method1("dumps", (value,))?
+        .extract()?;
     serde_json::from_str(&text).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
 }
 
@@ -67,7 +92,8 @@ impl PySyncthingClient {
     /// `SyncthingClient(node, url, api_key)`: `node` names the daemon in errors.
     #[new]
     fn new(node: String, url: &str, api_key: String) -> PyResult<Self> {
-        let inner = SyncthingClient::new(node, url, Secret::new(api_key)).map_err(|e| sync_err(&e))?;
+        let inner =
+            SyncthingClient::new(node, url, Secret::new(api_key)).map_err(|e| sync_err(&e))?;
         Ok(PySyncthingClient { inner })
     }
 
@@ -90,7 +116,9 @@ impl PySyncthingClient {
 
     /// This daemon's device ID.
     fn my_id(&self, py: Python<'_>) -> PyResult<String> {
-        block_on(py, self.inner.my_id()).map(|d| d.to_string()).map_err(|e| sync_err(&e))
+        block_on(py, self.inner.my_id())
+            .map(|d| d.to_string())
+            .map_err(|e| sync_err(&e))
     }
 
     /// `/rest/system/version` as a dict.
@@ -124,7 +152,12 @@ impl PySyncthingClient {
     }
 
     /// Changes some fields of a device.
-    fn patch_device(&self, py: Python<'_>, device_id: &str, patch: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn patch_device(
+        &self,
+        py: Python<'_>,
+        device_id: &str,
+        patch: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let (id, p) = (self::device_id(device_id)?, from_py(py, patch)?);
         block_on(py, self.inner.patch_device(&id, &p)).map_err(|e| sync_err(&e))
     }
@@ -148,7 +181,12 @@ impl PySyncthingClient {
     }
 
     /// Changes some fields of a folder.
-    fn patch_folder(&self, py: Python<'_>, folder_id: &str, patch: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn patch_folder(
+        &self,
+        py: Python<'_>,
+        folder_id: &str,
+        patch: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let p = from_py(py, patch)?;
         block_on(py, self.inner.patch_folder(folder_id, &p)).map_err(|e| sync_err(&e))
     }
@@ -184,9 +222,15 @@ impl PySyncthingClient {
 
     /// `db/completion` of the local device, or of `device` as this daemon sees it.
     #[pyo3(signature = (folder, device=None))]
-    fn completion(&self, py: Python<'_>, folder: &str, device: Option<&str>) -> PyResult<Py<PyAny>> {
+    fn completion(
+        &self,
+        py: Python<'_>,
+        folder: &str,
+        device: Option<&str>,
+    ) -> PyResult<Py<PyAny>> {
         let id = device.map(self::device_id).transpose()?;
-        let v = block_on(py, self.inner.completion(folder, id.as_ref())).map_err(|e| sync_err(&e))?;
+        let v =
+            block_on(py, self.inner.completion(folder, id.as_ref())).map_err(|e| sync_err(&e))?;
         as_py(py, &v)
     }
 
@@ -214,12 +258,17 @@ impl PySyncthingClient {
     #[pyo3(signature = (since=0, timeout_s=1.0))]
     fn events(&self, py: Python<'_>, since: u64, timeout_s: f64) -> PyResult<Py<PyAny>> {
         let wait = Duration::from_secs_f64(timeout_s.max(0.0));
-        let v = block_on(py, self.inner.events(since, &EventKind::SYNC, wait)).map_err(|e| sync_err(&e))?;
+        let v = block_on(py, self.inner.events(since, &EventKind::SYNC, wait))
+            .map_err(|e| sync_err(&e))?;
         as_py(py, &v)
     }
 
     fn __repr__(&self) -> String {
-        format!("SyncthingClient(node={:?}, url={:?})", self.inner.node(), self.inner.base_url().as_str())
+        format!(
+            "SyncthingClient(node={:?}, url={:?})",
+            self.inner.node(),
+            self.inner.base_url().as_str()
+        )
     }
 }
 
@@ -253,7 +302,11 @@ impl PySyncPlan {
     /// Device IDs of A and B.
     #[getter]
     fn device_ids(&self) -> Vec<String> {
-        self.inner.device_ids.iter().map(ToString::to_string).collect()
+        self.inner
+            .device_ids
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
     /// The address each node's peer dials (A's, B's).
     #[getter]
@@ -299,7 +352,10 @@ impl PySyncApplyReport {
         self.inner.applied.len()
     }
     fn __repr__(&self) -> String {
-        format!("SyncApplyReport({} step(s) applied)", self.inner.applied.len())
+        format!(
+            "SyncApplyReport({} step(s) applied)",
+            self.inner.applied.len()
+        )
     }
 }
 
@@ -351,7 +407,11 @@ impl PySyncStatus {
         serde_json::to_string(&self.inner).map_err(|e| FspbxHaError::new_err(e.to_string()))
     }
     fn __repr__(&self) -> String {
-        format!("SyncStatus(complete={}, {})", self.inner.sync.is_complete(), self.inner.sync.summary())
+        format!(
+            "SyncStatus(complete={}, {})",
+            self.inner.sync.is_complete(),
+            self.inner.sync.summary()
+        )
     }
 }
 
@@ -377,9 +437,14 @@ impl PySyncPair {
         path_prefix: Option<(Option<String>, Option<String>)>,
     ) -> PyResult<Self> {
         let (a, b) = path_prefix.unwrap_or_default();
-        let options = FilesOptions { ssh, hardening, path_prefix: [a, b] };
+        let options = FilesOptions {
+            ssh,
+            hardening,
+            path_prefix: [a, b],
+        };
         let cfg = config.inner.clone();
-        let inner = block_on(py, async move { Files::connect(&cfg, options).await }).map_err(|e| core_err(py, e))?;
+        let inner = block_on(py, async move { Files::connect(&cfg, options).await })
+            .map_err(|e| core_err(py, e))?;
         Ok(PySyncPair { inner })
     }
 
@@ -404,7 +469,13 @@ impl PySyncPair {
     /// Blocks until every folder is complete both ways; `progress(summary: str)` is called
     /// with each status read. Raises SyncTimeoutError after `timeout_s`.
     #[pyo3(signature = (timeout_s=600.0, progress=None, rescan=true))]
-    fn wait(&self, py: Python<'_>, timeout_s: f64, progress: Option<Py<PyAny>>, rescan: bool) -> PyResult<PySyncStatus> {
+    fn wait(
+        &self,
+        py: Python<'_>,
+        timeout_s: f64,
+        progress: Option<Py<PyAny>>,
+        rescan: bool,
+    ) -> PyResult<PySyncStatus> {
         let mut options = WaitOptions::new(Duration::from_secs_f64(timeout_s.max(0.0)));
         options.rescan = rescan;
         let fut = self.inner.wait(&options, |s| {
@@ -426,8 +497,14 @@ impl PySyncPair {
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("SyncError", py.get_type::<SyncError>())?;
-    m.add("SyncUnauthorizedError", py.get_type::<SyncUnauthorizedError>())?;
-    m.add("SyncUnreachableError", py.get_type::<SyncUnreachableError>())?;
+    m.add(
+        "SyncUnauthorizedError",
+        py.get_type::<SyncUnauthorizedError>(),
+    )?;
+    m.add(
+        "SyncUnreachableError",
+        py.get_type::<SyncUnreachableError>(),
+    )?;
     m.add("SyncTimeoutError", py.get_type::<SyncTimeoutError>())?;
     m.add_class::<PySyncthingClient>()?;
     m.add_class::<PySyncPlan>()?;

@@ -153,8 +153,9 @@ def test_pair_apply_wait_files_and_second_apply(daemons):
     assert len(plan) == 4, plan.summaries
     assert plan.sync_addresses == [a.listen, b.listen]
     assert plan.device_ids == [a.device_id, b.device_id]
-    assert json_kinds(plan.steps) == ["add_device", "add_folder", "add_device", "add_folder"] or \
-        sorted(json_kinds(plan.steps)) == ["add_device", "add_device", "add_folder", "add_folder"]
+    # Devices first (A learns B, B learns A), then the folder on each node.
+    assert [(s["node"], s["action"]["kind"]) for s in plan.steps] == [
+        ("a", "add_device"), ("b", "add_device"), ("a", "add_folder"), ("b", "add_folder")]
     report = pair.apply()
     assert len(report) == 4
     seen = []
@@ -171,7 +172,3 @@ def test_pair_apply_wait_files_and_second_apply(daemons):
     assert len(pair.apply()) == 0
     assert pair.plan().is_empty()
     assert a.api_key not in pair.status().to_json()
-
-
-def json_kinds(steps):
-    return [s["action"]["kind"] for s in steps]

@@ -65,6 +65,9 @@ impl WaitOptions {
 
 /// How long apply waits for a new folder to report a state.
 const FOLDER_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a fresh pairing waits for the second node's dial before setting the first node's
+/// address for its peer anyway.
+const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl SyncPair {
     /// A pair of clients (node A, node B) and the intent.
@@ -138,10 +141,30 @@ impl SyncPair {
                 }
             }
         }
+        // Fresh pairing: when both daemons learn each other at the same moment, both dial at
+        // once and Syncthing 1.19 may drop both connections as duplicates, leaving the pair
+        // unconnected until its next connection loop (measured: up to 20 s). So the first node
+        // learns its peer without an address (it cannot dial: discovery is off), the second
+        // dials it, and the address is set once they are connected.
+        let fresh = plan.steps.iter().filter(|s| matches!(s.action, Action::AddDevice { .. })).count() == 2;
+        let mut deferred = None;
         for step in &plan.steps {
             progress(ApplyEvent::Applying(step));
-            execute(&self.clients[step.node_index], step).await?;
+            match &step.action {
+                Action::AddDevice { device_id, config } if fresh && deferred.is_none() => {
+                    let mut quiet = config.clone();
+                    quiet.0["addresses"] = serde_json::json!(["dynamic"]);
+                    self.clients[step.node_index].put_device(&quiet).await?;
+                    let patch = serde_json::json!({ "addresses": config.0["addresses"].clone() });
+                    deferred = Some((step.node_index, device_id.clone(), patch));
+                }
+                _ => execute(&self.clients[step.node_index], step).await?,
+            }
             progress(ApplyEvent::Applied(step));
+        }
+        if let Some((n, peer, patch)) = deferred {
+            wait_connected(&self.clients[n], &peer, PEER_CONNECT_TIMEOUT).await;
+            self.clients[n].patch_device(&peer, &patch).await?;
         }
         let [a, b] = self.observe().await?;
         let after = plan::plan(&self.intent, [&a, &b])?;
@@ -294,6 +317,21 @@ async fn execute(c: &SyncthingClient, step: &Step) -> Result<()> {
         Action::UpdateFolder { folder_id, patch } => c.patch_folder(folder_id, patch).await,
         Action::UpdateOptions { patch } => c.patch_options(patch).await,
     }
+}
+
+/// Polls until `c` has a connection up to `peer` or `timeout` passes (not an error: the
+/// daemons keep trying on their own).
+async fn wait_connected(c: &SyncthingClient, peer: &crate::DeviceId, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(conns) = c.connections().await
+            && conns.connections.get(peer.as_str()).is_some_and(|x| x.connected)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracing::info!(node = %c.node(), peer = %peer, "peer not connected yet; setting its address anyway");
 }
 
 /// Waits until the daemon reports a state for the folder; fails when that state is `error`.

@@ -155,10 +155,9 @@ pub(crate) async fn run(
                     }
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(fspbx_ha_core::Error::Sync {
-                    source: e @ fspbx_ha_sync::Error::WaitTimeout { .. },
-                    ..
-                }) => {
+                Err(fspbx_ha_core::Error::Sync { source: e, .. })
+                    if matches!(*e, fspbx_ha_sync::Error::WaitTimeout { .. }) =>
+                {
                     if json {
                         crate::output::json(
                             &serde_json::json!({ "complete": false, "error": e.to_string() }),

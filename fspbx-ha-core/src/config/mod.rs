@@ -33,8 +33,8 @@ use serde::{Deserialize, Serialize};
 pub use floating::FloatingSpec;
 pub use folders::{FolderSpec, fspbx_default_folders};
 pub use node::{
-    HttpProbeSpec, NodeSpec, PostgresSpec, ProbesSpec, SipProbeSpec, SipTransport, SshSpec,
-    SyncthingSpec,
+    HttpProbeSpec, NodeSpec, PgProbeMode, PostgresSpec, ProbesSpec, SipProbeSpec, SipTransport,
+    SshSpec, SyncthingSpec,
 };
 pub use policy::PolicySpec;
 pub use problem::ConfigProblem;

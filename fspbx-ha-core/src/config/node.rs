@@ -156,7 +156,7 @@ pub struct SyncthingSpec {
 }
 
 /// Health probe targets of a node (`nodes[i].probes`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbesSpec {
     /// SIP OPTIONS probe.
@@ -165,6 +165,48 @@ pub struct ProbesSpec {
     /// HTTP(S) probe of the web UI / API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpProbeSpec>,
+    /// Time each probe of this node may take unless the probe sets its own (default 1 s).
+    #[serde(default = "default_probe_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// What the PostgreSQL probe requires: `writable` (connects, `SELECT 1`, accepts writes;
+    /// the default), `connect` (connects and `SELECT 1`) or `off`.
+    #[serde(default, skip_serializing_if = "PgProbeMode::is_default")]
+    pub postgres: PgProbeMode,
+    /// Probe Syncthing's `/rest/noauth/health` when `[nodes.syncthing]` is set (default true).
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub syncthing: bool,
+}
+
+impl Default for ProbesSpec {
+    fn default() -> Self {
+        ProbesSpec {
+            sip: None,
+            http: None,
+            timeout: default_probe_timeout(),
+            postgres: PgProbeMode::default(),
+            syncthing: true,
+        }
+    }
+}
+
+/// What the PostgreSQL probe of a node requires (`nodes[i].probes.postgres`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PgProbeMode {
+    /// No PostgreSQL probe.
+    Off,
+    /// Connects and runs `SELECT 1`.
+    Connect,
+    /// Connects, runs `SELECT 1`, and the server accepts writes (not in recovery, and
+    /// `default_transaction_read_only` is off).
+    #[default]
+    Writable,
+}
+
+impl PgProbeMode {
+    fn is_default(&self) -> bool {
+        *self == PgProbeMode::default()
+    }
 }
 
 /// Transport of a SIP probe.
@@ -189,6 +231,13 @@ pub struct SipProbeSpec {
     /// Transport.
     #[serde(default = "default_sip_transport")]
     pub transport: SipTransport,
+    /// Only a 2xx answer counts as healthy (default: any final answer, which proves the SIP
+    /// stack is alive).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_2xx: bool,
+    /// Time this probe may take (default: `probes.timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "humantime_serde")]
+    pub timeout: Option<Duration>,
 }
 
 /// HTTP(S) probe target.
@@ -203,6 +252,15 @@ pub struct HttpProbeSpec {
     /// Highest acceptable status.
     #[serde(default = "default_status_max")]
     pub status_max: u16,
+    /// Text the response body must contain (none: the status alone decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+    /// Accept invalid TLS certificates (self-signed lab servers). Off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accept_invalid_certs: bool,
+    /// Time this probe may take (default: `probes.timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "humantime_serde")]
+    pub timeout: Option<Duration>,
 }
 
 fn default_ssh_port() -> u16 {
@@ -246,6 +304,12 @@ fn default_syncthing_url() -> String {
 }
 fn default_true() -> bool {
     true
+}
+fn is_true(b: &bool) -> bool {
+    *b
+}
+fn default_probe_timeout() -> Duration {
+    Duration::from_secs(1)
 }
 fn default_sip_port() -> u16 {
     5060

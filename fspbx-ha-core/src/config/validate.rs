@@ -104,9 +104,21 @@ impl Validator {
                 self.push(k("syncthing.url"), "an http:// or https:// URL", format!("{:?}", st.url));
             }
             // probes
+            self.positive(k("probes.timeout"), n.probes.timeout);
             if let Some(sip) = &n.probes.sip {
                 self.non_empty(k("probes.sip.host"), &sip.host, "a host name or address");
                 self.port(k("probes.sip.port"), sip.port);
+                if let Some(t) = sip.timeout {
+                    self.positive(k("probes.sip.timeout"), t);
+                }
+            }
+            if let Some(http) = &n.probes.http {
+                if let Some(t) = http.timeout {
+                    self.positive(k("probes.http.timeout"), t);
+                }
+                if let Some(b) = &http.body_contains {
+                    self.non_empty(k("probes.http.body_contains"), b, "text the body must contain (or no key)");
+                }
             }
             if let Some(http) = &n.probes.http {
                 if !(http.url.starts_with("http://") || http.url.starts_with("https://")) {

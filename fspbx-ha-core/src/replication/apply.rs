@@ -72,6 +72,15 @@ pub async fn apply(
 ) -> Result<ApplyReport> {
     let started = Instant::now();
     let mut outcomes = Vec::with_capacity(plan.steps.len());
+    // Open the SSH sessions the plan needs up front, both nodes at once.
+    let needs_ssh = |side: Side| {
+        plan.steps.iter().any(|s| match &s.action {
+            Action::EditHba { .. } | Action::Restart { .. } => s.side == side,
+            Action::CopySchema { from, .. } => s.side == side || *from == side,
+            _ => false,
+        })
+    };
+    pair.prepare_ssh([needs_ssh(Side::A), needs_ssh(Side::B)]).await;
     for (i, step) in plan.steps.iter().enumerate() {
         observer.step_started(step, i, plan.steps.len());
         let t = Instant::now();
@@ -509,13 +518,37 @@ async fn edit_hba(pair: &mut Pair, side: Side, file: &str, block: &[String]) -> 
             });
         }
     }
-    let conn = pair.pg(side);
+    reload(pair.pg(side)).await
+}
+
+/// `pg_reload_conf()`, then wait until the server has reread its files (`pg_conf_load_time()`
+/// moves; the postmaster handles SIGHUP asynchronously).
+async fn reload(conn: &PgConn) -> Result<()> {
+    let load_time = "SELECT pg_catalog.pg_conf_load_time()::text";
+    let before: String = conn
+        .client()
+        .query_one(load_time, &[])
+        .await
+        .map_err(conn.query_error("reading the configuration load time"))?
+        .get(0);
     conn.client()
         .simple_query("SELECT pg_catalog.pg_reload_conf()")
         .await
         .map_err(conn.query_error("reloading the configuration"))?;
-    // The postmaster rereads pg_hba.conf on SIGHUP, asynchronously.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        // A new session sees the reloaded state; ours does too after the next command.
+        let now: String = conn
+            .client()
+            .query_one(load_time, &[])
+            .await
+            .map_err(conn.query_error("reading the configuration load time"))?
+            .get(0);
+        if now != before {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     Ok(())
 }
 
@@ -735,7 +768,7 @@ async fn wait_for_copy(
                     .into(),
             });
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -49,6 +49,15 @@ async fn open(key: String, spec: &NodeSpec) -> Result<NodeConn> {
     })
 }
 
+async fn open_ssh(n: &mut NodeConn, wanted: bool) {
+    if wanted
+        && n.ssh.as_ref().is_none_or(SshSession::is_closed)
+        && let Ok(s) = SshSession::connect(&n.spec.ssh.target(&n.spec.name)).await
+    {
+        n.ssh = Some(s);
+    }
+}
+
 impl Pair {
     /// Connects to both nodes' PostgreSQL (through SSH where `postgres.via_ssh` says so). SSH
     /// sessions for steps that need one (pg_hba, schema copy, restart) open on first use.
@@ -94,6 +103,13 @@ impl Pair {
             n.ssh = Some(SshSession::connect(&n.spec.ssh.target(&n.spec.name)).await?);
         }
         Ok(n.ssh.as_ref().expect("just opened"))
+    }
+
+    /// Opens the SSH sessions of the nodes flagged in `which` concurrently. Failures are left
+    /// for the step that needs the session to report.
+    pub(crate) async fn prepare_ssh(&mut self, which: [bool; 2]) {
+        let [a, b] = &mut self.nodes;
+        futures_util::future::join(open_ssh(a, which[0]), open_ssh(b, which[1])).await;
     }
 
     /// Reconnects node `side`'s PostgreSQL (after a restart), retrying until `within`.

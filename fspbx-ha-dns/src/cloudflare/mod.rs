@@ -379,7 +379,7 @@ impl DnsProvider for Cloudflare {
                     name: change.name.clone(),
                     kind: change.kind,
                     expected: change.expect.clone().unwrap_or(Expected::Absent),
-                    found: current,
+                    found: current.map(Box::new),
                 });
             }
             Decision::AlreadyApplied => return Ok(receipt),

@@ -482,7 +482,7 @@ impl DnsProvider for Route53 {
             name: change.name.clone(),
             kind: change.kind,
             expected: change.expect.clone().unwrap_or(Expected::Absent),
-            found,
+            found: found.map(Box::new),
         };
         let receipt = |id: Option<String>| ChangeReceipt {
             provider: PROVIDER.into(),

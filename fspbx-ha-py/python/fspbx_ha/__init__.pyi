@@ -3,6 +3,8 @@ from ._native import (
     CheckReport as CheckReport,
     ClusterConfig as ClusterConfig,
     ConfigError as ConfigError,
+    FailoverPolicy as FailoverPolicy,
+    PolicyAction as PolicyAction,
     FspbxHaError as FspbxHaError,
     LocalIoError as LocalIoError,
     Node as Node,

@@ -93,3 +93,55 @@ class CheckReport:
 
 def check(config: ClusterConfig, *, peer_ssh: bool = True) -> CheckReport:
     """Run the preflight checks on both nodes (blocks; the GIL is released)."""
+
+class PolicyAction:
+    """One action a FailoverPolicy asks for."""
+
+    kind: str
+    """``flip_dns``, ``fence`` or ``notify``."""
+    to: Optional[str]
+    """flip_dns: the target node (``a`` or ``b``)."""
+    from_node: Optional[str]
+    """flip_dns: the node the record is expected to hold now (compare-and-swap guard)."""
+    node: Optional[str]
+    """fence: the node to fence."""
+    level: Optional[str]
+    """notify: ``info``, ``warning`` or ``critical``."""
+    message: Optional[str]
+    """flip_dns: why; notify: the message."""
+
+class FailoverPolicy:
+    """The failover decision state machine (no I/O, no clock of its own).
+
+    Feed it observations with ``at`` = seconds since creation (never decreasing) and execute
+    the actions it returns. Nodes are ``"a"`` and ``"b"``.
+    """
+
+    def __init__(
+        self,
+        *,
+        rise: int = 2,
+        fall: int = 3,
+        hold_down: float = 300.0,
+        auto_failback: bool = False,
+        preferred: str = "a",
+        max_replication_lag: float = 10.0,
+        lag: str = "hard",
+        schema: str = "hard",
+        sync: str = "soft",
+        flip_timeout: float = 30.0,
+    ) -> None: ...
+    def probe_round(self, node: str, ok: bool, at: float) -> List[PolicyAction]: ...
+    def floating_record(self, active: Optional[str], at: float) -> List[PolicyAction]: ...
+    def replication_lag(self, node: str, lag: Optional[float], at: float) -> List[PolicyAction]: ...
+    def schema_drift(self, drift: bool, at: float) -> List[PolicyAction]: ...
+    def sync_complete(self, node: str, complete: bool, at: float) -> List[PolicyAction]: ...
+    def switchover(self, to: str, at: float) -> List[PolicyAction]: ...
+    def flip_result(self, to: str, ok: bool, at: float) -> List[PolicyAction]: ...
+    def tick(self, at: float) -> List[PolicyAction]: ...
+    def health(self, node: str) -> str:
+        """``up``, ``down`` or ``unknown``."""
+    @property
+    def active(self) -> Optional[str]: ...
+    @property
+    def pending_flip(self) -> Optional[str]: ...

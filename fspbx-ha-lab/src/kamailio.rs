@@ -1,0 +1,482 @@
+//! Kamailio (5.6) as the lab's SIP responder: it stands in for FreeSWITCH answering SIP OPTIONS
+//! on a node.
+//!
+//! [`Kamailio::start`] writes a minimal configuration listening on UDP **and** TCP on the node's
+//! address and a free port, checks it with `kamailio -c`, runs `kamailio -DD -E` in the
+//! foreground under a [`Guard`] (its own process group: the main process and its workers) and
+//! waits until an OPTIONS request gets a `200`.
+//!
+//! How OPTIONS is answered is chosen by [`OptionsReply`]: `200 OK` (a healthy node), another
+//! status (e.g. `403`: the SIP stack is alive but refuses), or no answer at all (a hung stack).
+//! Readiness is checked with an OPTIONS carrying the `X-Lab-Ready` header, which is always
+//! answered `200`, so even a silent responder is known to be up before a test starts.
+//! [`Kamailio::pause`] / [`Kamailio::resume`] SIGSTOP / SIGCONT the whole process group for blip
+//! tests.
+//!
+//! ```no_run
+//! use fspbx_ha_lab::kamailio::{Kamailio, KamailioOptions};
+//! let sip = Kamailio::start(KamailioOptions::default()).unwrap();
+//! println!("sipsak -s sip:ping@{}", sip.addr());
+//! ```
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal};
+
+use crate::process::{self, Guard};
+use crate::{Error, paths, ports};
+
+/// The Kamailio binary.
+pub const KAMAILIO: &str = "/usr/sbin/kamailio";
+/// Environment variable overriding [`KAMAILIO`].
+pub const KAMAILIO_ENV: &str = "FSPBX_HA_LAB_KAMAILIO";
+/// Environment variable overriding [`MODULES_DIR`].
+pub const MODULES_ENV: &str = "FSPBX_HA_LAB_KAMAILIO_MODULES";
+/// Where Debian installs Kamailio's modules.
+pub const MODULES_DIR: &str = "/usr/lib/x86_64-linux-gnu/kamailio/modules";
+/// How long [`Kamailio::start`] waits for the first `200`.
+pub const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// The header that makes the lab's Kamailio answer `200` whatever [`OptionsReply`] says
+/// (readiness checks).
+pub const READY_HEADER: &str = "X-Lab-Ready";
+
+/// How the responder answers SIP OPTIONS.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum OptionsReply {
+    /// `200 OK`: a healthy SIP stack.
+    #[default]
+    Ok,
+    /// Another final status with its reason phrase, e.g. `(403, "Forbidden")`.
+    Status(u16, String),
+    /// No answer at all (the request is dropped): a hung SIP stack.
+    Silent,
+}
+
+/// How to start a [`Kamailio`]. Build with struct update syntax over [`Default`].
+#[derive(Debug, Clone)]
+pub struct KamailioOptions {
+    /// The address it listens on, UDP and TCP (node A 127.0.0.2, node B 127.0.0.3).
+    pub ip: IpAddr,
+    /// Its port (the same for UDP and TCP); `None` picks a free one.
+    pub port: Option<u16>,
+    /// How OPTIONS is answered.
+    pub reply: OptionsReply,
+    /// Our name for it in logs and errors (`sip-a`).
+    pub name: String,
+    /// Directory for config, log and runtime files; `None` uses a temporary directory removed
+    /// on drop.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for KamailioOptions {
+    fn default() -> Self {
+        KamailioOptions {
+            ip: crate::NODE_A_IP,
+            port: None,
+            reply: OptionsReply::Ok,
+            name: "sip".to_owned(),
+            dir: None,
+        }
+    }
+}
+
+impl KamailioOptions {
+    /// Node A (127.0.0.2), named `sip-a`.
+    pub fn node_a() -> Self {
+        KamailioOptions {
+            name: "sip-a".to_owned(),
+            ..KamailioOptions::default()
+        }
+    }
+
+    /// Node B (127.0.0.3), named `sip-b`.
+    pub fn node_b() -> Self {
+        KamailioOptions {
+            ip: crate::NODE_B_IP,
+            name: "sip-b".to_owned(),
+            ..KamailioOptions::default()
+        }
+    }
+}
+
+/// A running Kamailio, stopped by PID (its whole process group) on drop.
+pub struct Kamailio {
+    ip: IpAddr,
+    port: u16,
+    name: String,
+    reply: OptionsReply,
+    dir: PathBuf,
+    paused: bool,
+    guard: Option<Guard>,
+    /// Removed after the server is stopped (field order: dropped after `guard`).
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl fmt::Debug for Kamailio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kamailio")
+            .field("name", &self.name)
+            .field("addr", &self.addr())
+            .field("reply", &self.reply)
+            .field("paused", &self.paused)
+            .field("pid", &self.pid())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Kamailio {
+    /// Writes the configuration, checks it with `kamailio -c`, starts Kamailio in the
+    /// foreground and waits until a readiness OPTIONS gets `200` over UDP and TCP accepts.
+    pub fn start(opts: KamailioOptions) -> Result<Kamailio, Error> {
+        let (dir, temp) = match &opts.dir {
+            Some(d) => (
+                std::path::absolute(d).map_err(|e| Error::io("resolve", d, e))?,
+                None,
+            ),
+            None => {
+                let t = paths::scratch_tempdir("fspbx-ha-kamailio-")?;
+                (t.path().to_owned(), Some(t))
+            }
+        };
+        std::fs::create_dir_all(dir.join("run"))
+            .map_err(|e| Error::io("create directory", dir.join("run"), e))?;
+        let port = opts.port.unwrap_or_else(|| ports::free_port(opts.ip));
+        let mut k = Kamailio {
+            ip: opts.ip,
+            port,
+            name: opts.name,
+            reply: opts.reply,
+            dir,
+            paused: false,
+            guard: None,
+            _temp: temp,
+        };
+        k.write_and_check_config()?;
+        k.start_again()?;
+        Ok(k)
+    }
+
+    /// Starts it again with the same configuration and port (after [`Kamailio::stop`] or
+    /// [`Kamailio::kill_hard`]); does nothing when it runs.
+    pub fn start_again(&mut self) -> Result<(), Error> {
+        if self.guard.as_ref().is_some_and(Guard::is_running) {
+            return Ok(());
+        }
+        let program = binary()?;
+        let mut cmd = Command::new(program);
+        let run = self.dir.join("run");
+        cmd.arg("-f")
+            .arg(self.config_path())
+            .args(["-DD", "-E", "-m", "32", "-M", "8"])
+            .arg("-Y")
+            .arg(&run)
+            .arg("-P")
+            .arg(run.join("kamailio.pid"))
+            .arg("-w")
+            .arg(&run);
+        let name = format!("{}-{}:{}", self.name, self.ip, self.port);
+        let guard = Guard::spawn(cmd, &name, &self.log_path())?.with_grace(Duration::from_secs(3));
+        self.paused = false;
+        let (ip, port, log) = (self.ip, self.port, self.log_path());
+        let guard = self.guard.insert(guard);
+        wait_ready(guard, ip, port, &log, START_TIMEOUT)
+    }
+
+    /// Restarts it on the same port answering OPTIONS as `reply` says.
+    pub fn set_reply(&mut self, reply: OptionsReply) -> Result<(), Error> {
+        self.stop();
+        self.reply = reply;
+        self.write_and_check_config()?;
+        self.start_again()
+    }
+
+    fn write_and_check_config(&self) -> Result<(), Error> {
+        let modules = modules_dir();
+        let config = render_config(self.ip, self.port, &modules, &self.reply);
+        paths::write_file(&self.config_path(), &config, None)?;
+        let mut check = Command::new(binary()?);
+        check.arg("-c").arg("-f").arg(self.config_path());
+        process::run(check, &format!("kamailio -c (check {})", self.name))?;
+        Ok(())
+    }
+
+    /// SIGSTOPs the main process and every worker: nothing answers, sockets stay bound (a hung
+    /// node, or a blip). Undo with [`Kamailio::resume`].
+    pub fn pause(&mut self) {
+        if self.signal_group(Signal::STOP) {
+            self.paused = true;
+        }
+    }
+
+    /// SIGCONTs the process group after [`Kamailio::pause`].
+    pub fn resume(&mut self) {
+        self.signal_group(Signal::CONT);
+        self.paused = false;
+    }
+
+    /// Whether it is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    fn signal_group(&self, sig: Signal) -> bool {
+        let Some(pid) = self.pid().and_then(|p| i32::try_from(p).ok()).and_then(Pid::from_raw)
+        else {
+            return false;
+        };
+        rustix::process::kill_process_group(pid, sig).is_ok()
+    }
+
+    /// Stops it (resumed first if paused, so it can shut down its workers).
+    pub fn stop(&mut self) {
+        if self.paused {
+            self.resume();
+        }
+        if let Some(g) = self.guard.as_mut() {
+            g.stop();
+        }
+    }
+
+    /// SIGKILLs the whole process group (node-loss tests).
+    pub fn kill_hard(&mut self) {
+        if let Some(g) = self.guard.as_mut() {
+            g.kill_hard();
+        }
+        self.paused = false;
+    }
+
+    /// Listening address.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
+    /// Listening port (UDP and TCP).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `ip:port`.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, self.port)
+    }
+
+    /// How OPTIONS is answered.
+    pub fn reply(&self) -> &OptionsReply {
+        &self.reply
+    }
+
+    /// Our name for it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The directory holding its files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The configuration file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("kamailio.cfg")
+    }
+
+    /// Its log (stderr with `-E`).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("kamailio.log")
+    }
+
+    /// PID of the main process, if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.guard
+            .as_ref()
+            .filter(|g| g.is_running())
+            .map(Guard::pid)
+    }
+
+    /// Whether it runs (paused counts as running).
+    pub fn is_running(&self) -> bool {
+        self.pid().is_some()
+    }
+
+    /// The guard of the main process (absent after [`Kamailio::detach`]).
+    pub fn guard(&self) -> Option<&Guard> {
+        self.guard.as_ref()
+    }
+
+    /// Leaves it running after this value is dropped (the demo); returns its PID. The
+    /// directory is kept even if it was temporary.
+    pub fn detach(mut self) -> Option<u32> {
+        if self.paused {
+            self.resume();
+        }
+        if let Some(t) = self._temp.take() {
+            let _ = t.keep();
+        }
+        self.guard.take().map(Guard::detach)
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn binary() -> Result<PathBuf, Error> {
+    paths::program("Kamailio", KAMAILIO_ENV, Path::new(KAMAILIO))
+}
+
+fn modules_dir() -> PathBuf {
+    std::env::var_os(MODULES_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(MODULES_DIR))
+}
+
+/// The configuration text: UDP and TCP listeners on `ip:port`, OPTIONS answered per `reply`,
+/// readiness OPTIONS (with [`READY_HEADER`]) always `200`, anything else `403`.
+pub fn render_config(ip: IpAddr, port: u16, modules: &Path, reply: &OptionsReply) -> String {
+    let host = match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    };
+    let options = match reply {
+        OptionsReply::Ok => "sl_send_reply(\"200\", \"OK\");".to_owned(),
+        OptionsReply::Status(code, reason) => {
+            let reason: String = reason.chars().filter(|c| *c != '"' && *c != '\\').collect();
+            format!("sl_send_reply(\"{code}\", \"{reason}\");")
+        }
+        OptionsReply::Silent => "drop;".to_owned(),
+    };
+    format!(
+        "#!KAMAILIO\n\
+         # fspbx-ha-lab SIP OPTIONS responder\n\
+         debug=2\n\
+         log_stderror=yes\n\
+         fork=yes\n\
+         children=2\n\
+         tcp_children=2\n\
+         auto_aliases=no\n\
+         dns=no\n\
+         rev_dns=no\n\
+         listen=udp:{host}:{port}\n\
+         listen=tcp:{host}:{port}\n\
+         mpath=\"{modules}/\"\n\
+         loadmodule \"sl.so\"\n\
+         loadmodule \"pv.so\"\n\
+         loadmodule \"xlog.so\"\n\
+         loadmodule \"textops.so\"\n\
+         request_route {{\n\
+         \x20   if (is_method(\"OPTIONS\")) {{\n\
+         \x20       if (is_present_hf(\"{READY_HEADER}\")) {{ sl_send_reply(\"200\", \"ready\"); exit; }}\n\
+         \x20       {options}\n\
+         \x20       exit;\n\
+         \x20   }}\n\
+         \x20   sl_send_reply(\"403\", \"only OPTIONS\");\n\
+         \x20   exit;\n\
+         }}\n",
+        modules = modules.display(),
+    )
+}
+
+/// A readiness OPTIONS request (with [`READY_HEADER`]) from `local` to `ip:port`.
+fn ready_request(local: SocketAddr, ip: IpAddr, port: u16, transport: &str) -> String {
+    let host = SocketAddr::new(ip, port);
+    let id = ports::random_hex(16);
+    format!(
+        "OPTIONS sip:ping@{host} SIP/2.0\r\n\
+         Via: SIP/2.0/{transport} {local};branch=z9hG4bK{id};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:lab@{local}>;tag={id}\r\n\
+         To: <sip:ping@{host}>\r\n\
+         Call-ID: {id}@fspbx-ha-lab\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         {READY_HEADER}: 1\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// One readiness OPTIONS over UDP: true on `SIP/2.0 200`.
+fn udp_ready(ip: IpAddr, port: u16) -> bool {
+    let bind = SocketAddr::new(ip, 0);
+    let Ok(sock) = UdpSocket::bind(bind) else {
+        return false;
+    };
+    let Ok(local) = sock.local_addr() else {
+        return false;
+    };
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
+    let req = ready_request(local, ip, port, "UDP");
+    if sock.send_to(req.as_bytes(), (ip, port)).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 4096];
+    match sock.recv_from(&mut buf) {
+        Ok((n, _)) => buf[..n].starts_with(b"SIP/2.0 200"),
+        Err(_) => false,
+    }
+}
+
+/// Polls until OPTIONS over UDP gets `200` and TCP accepts; fails early when Kamailio exits.
+fn wait_ready(
+    guard: &Guard,
+    ip: IpAddr,
+    port: u16,
+    log: &Path,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let deadline = Instant::now() + timeout;
+    let addr = SocketAddr::new(ip, port);
+    loop {
+        if udp_ready(ip, port)
+            && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        {
+            tracing::debug!(%addr, pid = guard.pid(), "kamailio ready");
+            return Ok(());
+        }
+        if !guard.is_running() {
+            return Err(Error::CommandFailed {
+                what: format!("kamailio on {addr}"),
+                program: PathBuf::from(KAMAILIO),
+                status: "exited during startup".to_owned(),
+                stderr: process::log_tail(log, 20),
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::NotReady {
+                what: format!("kamailio on {addr}"),
+                timeout,
+                log_tail: Some(process::log_tail(log, 20)),
+            });
+        }
+        std::thread::sleep(process::POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_listens_on_udp_and_tcp_and_answers_as_asked() {
+        let m = Path::new("/m");
+        let c = render_config(crate::NODE_B_IP, 25060, m, &OptionsReply::Ok);
+        assert!(c.contains("listen=udp:127.0.0.3:25060\n"));
+        assert!(c.contains("listen=tcp:127.0.0.3:25060\n"));
+        assert!(c.contains("mpath=\"/m/\""));
+        assert!(c.contains("sl_send_reply(\"200\", \"OK\");"));
+        let c = render_config(
+            crate::NODE_A_IP,
+            1,
+            m,
+            &OptionsReply::Status(403, "Forb\"idden".into()),
+        );
+        assert!(c.contains("sl_send_reply(\"403\", \"Forbidden\");"), "{c}");
+        let c = render_config(crate::NODE_A_IP, 1, m, &OptionsReply::Silent);
+        assert!(c.contains("drop;"));
+        assert!(c.contains("is_present_hf(\"X-Lab-Ready\")"));
+    }
+}
