@@ -20,9 +20,20 @@ BIN="$ROOT/target/debug"
 step "starting the two-node lab in $LAB_DIR"
 "$BIN/fspbx-ha-lab" up --dir "$LAB_DIR"
 
+CONFIG="$LAB_DIR/cluster.toml"
+ha() { "$BIN/fspbx-ha" --config "$CONFIG" "$@"; }
+
 step "fspbx-ha check (preflight of both nodes)"
+ha check
+
+step "fspbx-ha replication apply (bi-directional logical replication; re-runs change nothing)"
+ha replication apply
+step "fspbx-ha replication apply, again: nothing left to do"
+ha replication apply 2>/dev/null
+
+step "fspbx-ha replication status"
 set +e
-"$BIN/fspbx-ha" --config "$LAB_DIR/cluster.toml" check
+ha replication status
 rc=$?
 set -e
 

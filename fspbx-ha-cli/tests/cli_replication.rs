@@ -1,4 +1,4 @@
-//! `fspbx-ha replication …` against a real PostgreSQL 17 pair from the lab: plan (JSON, no
+//! `fspbx-ha replication …` against real PostgreSQL 17 and 18 pairs from the lab: plan (JSON, no
 //! password), apply, status, verify, a second apply that does nothing, teardown dry run and
 //! teardown; and a refusal's exit code and message.
 
@@ -17,8 +17,17 @@ fn fspbx_ha(config: &std::path::Path) -> Command {
 }
 
 #[test]
-fn replication_from_plan_to_teardown() {
-    let lab = LabPair::start(PairOptions::new(PgFlavor::V17));
+fn replication_from_plan_to_teardown_on_17() {
+    from_plan_to_teardown(PgFlavor::V17);
+}
+
+#[test]
+fn replication_from_plan_to_teardown_on_18() {
+    from_plan_to_teardown(PgFlavor::V18);
+}
+
+fn from_plan_to_teardown(flavor: PgFlavor) {
+    let lab = LabPair::start(PairOptions::new(flavor));
     let schema = fspbx_schema_sql(5_000);
     lab.sql_a(&schema);
     lab.sql_b(&schema);

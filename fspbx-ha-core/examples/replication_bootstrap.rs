@@ -24,7 +24,7 @@ use fspbx_ha_lab::postgres::{PgFlavor, PgServer};
 use replication_support::{LabPair, PairOptions, fspbx_schema_sql};
 
 fn pipe_schema(a: &PgServer, b: &PgServer) {
-    let dump = Command::new(a.bin_dir().join("pg_dump"))
+    let mut dump = Command::new(a.bin_dir().join("pg_dump"))
         .args(["-h"])
         .arg(a.socket_dir())
         .args([
@@ -49,11 +49,11 @@ fn pipe_schema(a: &PgServer, b: &PgServer) {
             "-d",
             "fusionpbx",
         ])
-        .stdin(dump.stdout.unwrap())
+        .stdin(dump.stdout.take().unwrap())
         .stdout(Stdio::null())
         .status()
         .unwrap();
-    assert!(status.success());
+    assert!(status.success() && dump.wait().unwrap().success());
 }
 
 fn manual(lab: &LabPair) -> Duration {
@@ -88,7 +88,9 @@ async fn ours(lab: &LabPair) -> (Duration, Pair) {
     let t = Instant::now();
     let mut pair = Pair::connect(&config).await.unwrap();
     let plan = pair.plan(&Intent::default()).await.unwrap();
-    let report = replication::apply(&mut pair, &plan, &NoProgress).await.unwrap();
+    let report = replication::apply(&mut pair, &plan, &NoProgress)
+        .await
+        .unwrap();
     if std::env::var_os("FSPBX_HA_BENCH_STEPS").is_some() {
         for s in &report.steps {
             println!("      {:<40} {:.3} s", s.id, s.elapsed_s);

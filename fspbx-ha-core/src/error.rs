@@ -561,6 +561,40 @@ pub enum Error {
         /// Why it cannot be used.
         reason: String,
     },
+
+    // ---------------------------------------------------------------- probes
+    /// A probe's URL cannot be used.
+    #[error(
+        "node {node}: {key} = {url:?} is not a usable probe URL: {reason}; expected e.g. \
+         https://pbx.example.com/"
+    )]
+    ProbeUrl {
+        /// Node name.
+        node: String,
+        /// Key path, e.g. `nodes[0].probes.http.url`.
+        key: String,
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The HTTP client of a probe could not be built (TLS backend).
+    #[error("node {node}: cannot build the HTTP client of a probe: {source}")]
+    ProbeClient {
+        /// Node name.
+        node: String,
+        /// The client builder's error (boxed: it is large).
+        #[source]
+        source: Box<reqwest::Error>,
+    },
+    /// A probe must go through SSH but no session to the node was given.
+    #[error("node {node}: {key} is true but no SSH connection to the node is open for the probe")]
+    ProbeNeedsSsh {
+        /// Node name.
+        node: String,
+        /// Key path of the setting, e.g. `nodes[0].syncthing.via_ssh`.
+        key: String,
+    },
 }
 
 impl From<fspbx_ha_sync::Error> for Error {
@@ -602,6 +636,8 @@ pub enum ErrorFamily {
     Replication,
     /// Syncthing: the REST API, pairing, folder problems, sync not complete in time.
     Sync,
+    /// Health probes: a probe that cannot be set up.
+    Probe,
 }
 
 impl Error {
@@ -647,6 +683,8 @@ impl Error {
             | ReplicationStepIncomplete { .. } => ErrorFamily::Replication,
             SyncNotConfigured { .. } | SyncUrl { .. } => ErrorFamily::Config,
             Sync { .. } => ErrorFamily::Sync,
+            ProbeUrl { .. } | ProbeNeedsSsh { .. } => ErrorFamily::Config,
+            ProbeClient { .. } => ErrorFamily::Probe,
         }
     }
 }

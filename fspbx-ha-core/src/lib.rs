@@ -7,6 +7,7 @@
 //! - [`replication`]: PostgreSQL logical replication both ways: plan, apply, status, verify,
 //!   teardown.
 //! - [`files`]: the Syncthing pair: pairing plan/apply, sync status and wait, conflict counts.
+//! - [`probe`]: health probes (SIP OPTIONS, HTTP(S), TCP, PostgreSQL, Syncthing) run concurrently.
 //!
 //! All logic lives here; the CLI and the Python module only translate.
 
@@ -16,6 +17,7 @@ pub mod failover;
 pub mod files;
 mod error;
 pub mod pg;
+pub mod probe;
 pub mod replication;
 pub mod shell;
 pub mod ssh;

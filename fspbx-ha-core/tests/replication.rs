@@ -558,3 +558,156 @@ async fn fspbx_script_pair_is_adopted() {
         |s| matches!(&s.action, Action::DropSlot { slot } if slot == "fspbx_subscription_a_to_b")
     ));
 }
+
+/// Stops a postmaster that `pg_ctl restart` started behind the lab's back (its guard only
+/// knows the old PID), also when the test fails.
+struct RestartedServer {
+    pg_ctl: std::path::PathBuf,
+    data: std::path::PathBuf,
+}
+
+impl Drop for RestartedServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", fspbx_ha_lab::paths::LAB_USER, "--"])
+            .arg(&self.pg_ctl)
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "-s", "stop"])
+            .status();
+    }
+}
+
+/// With consent, `wal_level = replica` is set to logical and node A restarted over SSH with
+/// the configured command; replication then comes up healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_level_replica_with_consent_restarts_and_replicates() {
+    let lab = LabPair::start(PairOptions {
+        wal_level_a: "replica".into(),
+        ssh: true,
+        ..PairOptions::new(PgFlavor::V17)
+    });
+    let _cleanup = RestartedServer {
+        pg_ctl: lab.a.bin_dir().join("pg_ctl"),
+        data: lab.a.data_dir(),
+    };
+    lab.sql_a(&fspbx_schema_sql(2_000));
+    let restart = format!(
+        "runuser -u {} -- {} -D {} -l {} -m fast -w -t 60 restart",
+        fspbx_ha_lab::paths::LAB_USER,
+        lab.a.bin_dir().join("pg_ctl").display(),
+        lab.a.data_dir().display(),
+        lab.a.log_file().display()
+    );
+    let config = lab.config(&format!("restart_command = {restart:?}"));
+    let mut pair = Pair::connect(&config).await.unwrap();
+    let mut intent = Intent::default();
+    intent.allow_restart = true;
+    let plan = pair.plan(&intent).await.unwrap();
+    assert_eq!(&ids(&plan)[..2], ["settings.a", "restart.a"]);
+    let report = replication::apply(&mut pair, &plan, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(report.steps[1].result, StepResult::Executed);
+    assert_eq!(lab.sql_a("SHOW wal_level"), "logical");
+    let st = replication::status(&pair).await.unwrap();
+    assert_eq!(st.verdict, Verdict::Healthy, "{}", st.render());
+    assert!(pair.plan(&intent).await.unwrap().is_empty());
+}
+
+/// Node B holds rows (its own FS PBX install): refused without --destructive; with it, B's
+/// tables are truncated before the copy. And a B whose schema differs gets A's schema (old
+/// schemas dropped, over SSH) only with --destructive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_or_another_schema_on_b_need_the_destructive_flag() {
+    let lab = LabPair::start(PairOptions {
+        ssh: true,
+        ..PairOptions::new(PgFlavor::V17)
+    });
+    let schema = fspbx_schema_sql(3_000);
+    lab.sql_a(&schema);
+    lab.sql_b(&schema); // same schema, and rows of its own
+    lab.sql_b("CREATE TABLE public.b_only_table (id int PRIMARY KEY); INSERT INTO public.b_only_table VALUES (1)");
+    let mut pair = Pair::connect(&lab.config("")).await.unwrap();
+
+    // Another schema on B (one table more): refused, naming the table.
+    let err = pair.plan(&Intent::default()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::ReplicationSchemaDiffers { node, step, .. } if node == "b" && step == "schema.b"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("1 table(s) only on b: public.b_only_table"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--destructive"));
+
+    // Same schema but rows on B: refused, naming how many tables.
+    lab.sql_b("DROP TABLE public.b_only_table");
+    let err = pair.plan(&Intent::default()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::ReplicationTargetHasData { node, count, .. } if node == "b" && *count >= 55),
+        "{err:?}"
+    );
+    assert_eq!(
+        lab.sql_b("SELECT count(*) FROM public.v_xml_cdr"),
+        "3000",
+        "refusal changed nothing"
+    );
+
+    // With consent: truncated, then copied; B's own rows are gone, A's are there.
+    lab.sql_b("UPDATE public.v_domains SET domains_description = 'B''s own' WHERE domains_description = 'row 1'");
+    let mut intent = Intent::default();
+    intent.destructive = true;
+    let plan = pair.plan(&intent).await.unwrap();
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| s.id == "truncate.b" && s.destructive)
+    );
+    replication::apply(&mut pair, &plan, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(
+        lab.sql_b("SELECT count(*) FROM public.v_domains WHERE domains_description = 'B''s own'"),
+        "0"
+    );
+    assert!(replication::verify(&pair).await.unwrap().clean());
+    let down = pair.teardown_plan().await.unwrap();
+    replication::apply(&mut pair, &down, &NoProgress)
+        .await
+        .unwrap();
+
+    // Different schema on B with rows: replaced by A's over SSH with --destructive.
+    lab.sql_b(
+        "CREATE SCHEMA legacy; CREATE TABLE legacy.old_cdr (id int PRIMARY KEY); INSERT INTO legacy.old_cdr VALUES (1);
+         ALTER TABLE public.v_fax ADD COLUMN b_only text;",
+    );
+    let plan = pair.plan(&intent).await.unwrap();
+    let step = plan
+        .steps
+        .iter()
+        .find(|s| s.id == "schema.b")
+        .expect("schema copy planned");
+    assert!(step.destructive);
+    let Action::CopySchema { drop_schemas, .. } = &step.action else {
+        panic!("{step:?}")
+    };
+    assert_eq!(drop_schemas, &["Billing Data", "legacy", "public"]);
+    replication::apply(&mut pair, &plan, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(
+        lab.sql_b("SELECT count(*) FROM pg_namespace WHERE nspname = 'legacy'"),
+        "0"
+    );
+    assert_eq!(
+        lab.sql_b("SELECT count(*) FROM information_schema.columns WHERE table_name = 'v_fax' AND column_name = 'b_only'"),
+        "0"
+    );
+    assert_eq!(lab.sql_b("SELECT count(*) FROM public.v_xml_cdr"), "3000");
+    let st = replication::status(&pair).await.unwrap();
+    assert_eq!(st.verdict, Verdict::Healthy, "{}", st.render());
+    assert!(replication::verify(&pair).await.unwrap().clean());
+}

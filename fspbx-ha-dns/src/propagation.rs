@@ -139,7 +139,9 @@ pub struct PropagationReport {
     pub old_ttl: Option<u32>,
     /// When every authoritative server answered the new value.
     pub servers_moved_at: Option<SystemTime>,
-    /// When clients holding the old answer will have moved (`servers_moved_at` + `old_ttl`).
+    /// When clients holding the old answer will have moved (`servers_moved_at` + `old_ttl`);
+    /// `None` when the servers have not all moved, or the old TTL is unknown (given by nobody and
+    /// not seen during the wait).
     pub clients_moved_by: Option<SystemTime>,
 }
 
@@ -321,7 +323,8 @@ impl Checker {
                     old_ttl: seen_old_ttl,
                     servers_moved_at,
                     clients_moved_by: servers_moved_at
-                        .map(|t| clients_moved_by(t, seen_old_ttl.unwrap_or(0))),
+                        .zip(seen_old_ttl)
+                        .map(|(t, ttl)| clients_moved_by(t, ttl)),
                 });
             }
             tokio::time::sleep(interval).await;

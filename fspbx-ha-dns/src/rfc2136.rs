@@ -319,6 +319,11 @@ pub(crate) fn update_message(zone: &Name, change: &Change) -> Result<Message> {
         .set_query_class(DNSClass::IN)
         .set_query_type(RecordType::SOA);
     m.add_zone(zq);
+    // §2.4.3 for CNAME: a server silently ignores A/AAAA added beside a CNAME, so a CNAME in
+    // the way must fail the update (YXRRSET) instead of "succeeding" without effect.
+    let mut no_cname = Record::update0(name.clone(), 0, RecordType::CNAME);
+    no_cname.dns_class = DNSClass::NONE;
+    m.add_pre_requisite(no_cname);
     match &change.expect {
         None => {}
         // RFC 2136 §2.4.3: RRset does not exist (class NONE, empty rdata).
@@ -387,6 +392,7 @@ impl DnsProvider for Rfc2136 {
                 accepted_at: SystemTime::now(),
             }),
             ResponseCode::NXRRSet | ResponseCode::YXRRSet | ResponseCode::NXDomain => {
+                // Reading also reports a CNAME in the way (ConflictingRecord).
                 let found = self.read(&change.name, change.kind).await?;
                 Err(Error::CasMismatch {
                     provider: PROVIDER,
@@ -488,10 +494,12 @@ mod tests {
         .unwrap();
         assert_eq!(m.metadata.op_code, OpCode::Update);
         let pre = m.prerequisites();
-        assert_eq!(pre.len(), 1);
-        assert_eq!(pre[0].dns_class, DNSClass::IN);
-        assert_eq!(pre[0].ttl, 0);
-        assert_eq!(pre[0].data, RData::A(A("10.0.0.2".parse().unwrap())));
+        assert_eq!(pre.len(), 2);
+        assert_eq!(pre[0].dns_class, DNSClass::NONE);
+        assert_eq!(pre[0].data, RData::Update0(RecordType::CNAME));
+        assert_eq!(pre[1].dns_class, DNSClass::IN);
+        assert_eq!(pre[1].ttl, 0);
+        assert_eq!(pre[1].data, RData::A(A("10.0.0.2".parse().unwrap())));
         let up = m.updates();
         assert_eq!(up.len(), 2);
         assert_eq!(up[0].dns_class, DNSClass::ANY);
@@ -504,11 +512,11 @@ mod tests {
         let zone = Name::from_ascii("example.test.").unwrap();
         let m = update_message(&zone, &change(Some(Expected::Absent))).unwrap();
         let pre = m.prerequisites();
-        assert_eq!(pre.len(), 1);
-        assert_eq!(pre[0].dns_class, DNSClass::NONE);
-        assert_eq!(pre[0].data, RData::Update0(RecordType::A));
+        assert_eq!(pre.len(), 2);
+        assert_eq!(pre[1].dns_class, DNSClass::NONE);
+        assert_eq!(pre[1].data, RData::Update0(RecordType::A));
         let m = update_message(&zone, &change(None)).unwrap();
-        assert!(m.prerequisites().is_empty());
+        assert_eq!(m.prerequisites().len(), 1, "only the no-CNAME guard");
     }
 
     #[test]

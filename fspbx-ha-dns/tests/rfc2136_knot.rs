@@ -161,6 +161,40 @@ async fn zone_not_served_and_cname_in_the_way_are_typed() {
         matches!(&err, Error::ConflictingRecord { found_kind, .. } if found_kind == "CNAME"),
         "{err:?}"
     );
+    // Knot would silently ignore an A beside the CNAME; the update must fail instead.
+    let err = p
+        .set(&Change::set(
+            "alias.example.test",
+            RecordKind::A,
+            60,
+            vec![ip("127.0.0.66")],
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ConflictingRecord { .. }), "{err:?}");
+    assert_eq!(
+        k.primary.kdig("alias.example.test", "CNAME").unwrap(),
+        vec!["server1.example.test."]
+    );
+    let answer = k.primary.kdig("alias.example.test", "A").unwrap();
+    assert!(!answer.contains(&"127.0.0.66".to_string()), "{answer:?}");
+
+    // A server that does not answer: a typed error, quickly.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let p = Rfc2136::new(silent.local_addr().unwrap(), "example.test", None)
+        .unwrap()
+        .with_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let err = p.get("pbx.example.test", RecordKind::A).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout { .. } | Error::Dns { .. }),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -339,3 +339,57 @@ async fn cas_flip_waits_for_insync() {
     };
     assert_eq!(obs.values(name, RecordKind::A).await, vec![ip("127.0.0.3")]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cname_in_the_way_is_a_typed_error() {
+    let m = Moto::start(MotoOptions::default()).unwrap();
+    let zone_id = m.create_hosted_zone("example.test.").unwrap();
+    // A CNAME made outside fspbx-ha (plain moto takes an unsigned request routed by scope).
+    let batch = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ChangeResourceRecordSetsRequest xmlns="https://route53.amazonaws.com/doc/2013-04-01/"><ChangeBatch><Changes><Change><Action>CREATE</Action><ResourceRecordSet><Name>alias.example.test.</Name><Type>CNAME</Type><TTL>60</TTL><ResourceRecords><ResourceRecord><Value>server1.example.test.</Value></ResourceRecord></ResourceRecords></ResourceRecordSet></Change></Changes></ChangeBatch></ChangeResourceRecordSetsRequest>"#;
+    reqwest::Client::new()
+        .post(format!(
+            "{}/2013-04-01/hostedzone/{zone_id}/rrset/",
+            m.endpoint()
+        ))
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=observer/20260101/us-east-1/route53/aws4_request, \
+             SignedHeaders=host, Signature=0",
+        )
+        .body(batch)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let p = provider(
+        &m,
+        "example.test",
+        None,
+        &m.key().access_key_id,
+        real_key(&m),
+    );
+    let err = p
+        .get("alias.example.test", RecordKind::A)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ConflictingRecord { found_kind, .. } if found_kind == "CNAME"),
+        "{err:?}"
+    );
+    // A guarded flip reads first, so it stops on the CNAME too.
+    let err = p
+        .set(
+            &Change::set(
+                "alias.example.test",
+                RecordKind::A,
+                60,
+                vec![ip("127.0.0.2")],
+            )
+            .expecting(Expected::Absent),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ConflictingRecord { .. }), "{err:?}");
+}

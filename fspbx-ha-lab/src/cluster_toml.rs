@@ -108,12 +108,53 @@ pub fn cluster_toml(topology: &LabTopology, dns: Option<&LabDns>) -> String {
         }
     }
     let _ = writeln!(t, "algorithm = \"hmac-sha256\"\n");
+    if let (Some(a), Some(b)) = (topology.nodes.first(), topology.nodes.get(1)) {
+        // The schema copy runs A's pg_dump and B's psql over SSH, as the local superuser.
+        let tool = |n: &crate::lab::NodeTopology, program: &str| {
+            [
+                n.pg.bin_dir.join(program).display().to_string(),
+                "-h".into(),
+                n.pg.socket_dir.display().to_string(),
+                "-p".into(),
+                n.pg.port.to_string(),
+                "-U".into(),
+                "postgres".into(),
+            ]
+            .iter()
+            .map(q)
+            .collect::<Vec<_>>()
+            .join(", ")
+        };
+        let _ = writeln!(t, "[replication]");
+        let _ = writeln!(
+            t,
+            "password = {}",
+            q(format!("file:{}", replication_password_file(topology).display()))
+        );
+        let _ = writeln!(t, "copy_timeout = \"300s\"");
+        let _ = writeln!(t, "pg_dump_command = [{}]", tool(a, "pg_dump"));
+        let _ = writeln!(t, "psql_command = [{}]\n", tool(b, "psql"));
+    }
     let _ = writeln!(t, "[policy]\ninterval = \"500ms\"\nrise = 2\nfall = 3\nhold_down = \"60s\"");
     t
 }
 
-/// Writes `<dir>/cluster.toml` for `topology` and returns its path.
+/// The file holding the replication role's password (0600, written by [`write_cluster_toml`]).
+pub fn replication_password_file(topology: &LabTopology) -> PathBuf {
+    topology.dir.join("replication.password")
+}
+
+/// Writes `<dir>/cluster.toml` for `topology` (and the replication role's random password file
+/// it refers to, unless it exists) and returns its path.
 pub fn write_cluster_toml(topology: &LabTopology, dns: Option<&LabDns>) -> Result<PathBuf, Error> {
+    let secret = replication_password_file(topology);
+    if !secret.exists() {
+        crate::paths::write_secret_file(
+            &secret,
+            &format!("{}\n", crate::ports::random_hex(24)),
+            None,
+        )?;
+    }
     let path = topology.dir.join(CLUSTER_TOML);
     std::fs::write(&path, cluster_toml(topology, dns)).map_err(|e| Error::io("write", &path, e))?;
     Ok(path)

@@ -224,7 +224,10 @@ impl Kamailio {
     }
 
     fn signal_group(&self, sig: Signal) -> bool {
-        let Some(pid) = self.pid().and_then(|p| i32::try_from(p).ok()).and_then(Pid::from_raw)
+        let Some(pid) = self
+            .pid()
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(Pid::from_raw)
         else {
             return false;
         };
@@ -357,8 +360,8 @@ pub fn render_config(ip: IpAddr, port: u16, modules: &Path, reply: &OptionsReply
          debug=2\n\
          log_stderror=yes\n\
          fork=yes\n\
-         children=2\n\
-         tcp_children=2\n\
+         children=1\n\
+         tcp_children=1\n\
          auto_aliases=no\n\
          dns=no\n\
          rev_dns=no\n\

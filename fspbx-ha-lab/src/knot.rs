@@ -83,6 +83,9 @@ pub struct KnotOptions {
     pub records: Vec<String>,
     /// Start a secondary on [`DNS2_IP`] too, fed by NOTIFY + zone transfer.
     pub secondary: bool,
+    /// Directory for configuration, zones, key and logs (kept); default: a temporary one,
+    /// removed when the [`Knot`] is dropped.
+    pub dir: Option<PathBuf>,
 }
 
 impl Default for KnotOptions {
@@ -95,6 +98,7 @@ impl Default for KnotOptions {
                 "server2 60 A 127.0.0.3".into(),
             ],
             secondary: false,
+            dir: None,
         }
     }
 }
@@ -157,7 +161,7 @@ pub struct Knot {
     key: TsigMaterial,
     key_file: PathBuf,
     // Dropped last: the servers stop before their directory goes.
-    _temp: tempfile::TempDir,
+    temp: Option<tempfile::TempDir>,
 }
 
 impl Knot {
@@ -165,17 +169,27 @@ impl Knot {
     /// authoritatively.
     pub fn start(opts: KnotOptions) -> Result<Knot, Error> {
         let knotd = paths::program("knotd", KNOTD_ENV, Path::new("/usr/sbin/knotd"))?;
-        let temp = tempfile::Builder::new()
-            .prefix("fspbx-knot-")
-            .tempdir()
-            .map_err(|e| Error::io("create temp dir", std::env::temp_dir(), e))?;
+        let (temp, base) = match &opts.dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).map_err(|e| Error::io("create directory", d, e))?;
+                (None, d.clone())
+            }
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("fspbx-knot-")
+                    .tempdir()
+                    .map_err(|e| Error::io("create temp dir", std::env::temp_dir(), e))?;
+                let p = t.path().to_owned();
+                (Some(t), p)
+            }
+        };
         let zone = if opts.zone.ends_with('.') {
             opts.zone.clone()
         } else {
             format!("{}.", opts.zone)
         };
         let key = TsigMaterial::generate("labkey")?;
-        let key_file = temp.path().join("tsig.secret");
+        let key_file = base.join("tsig.secret");
         paths::write_secret_file(&key_file, &key.secret, None)?;
 
         let p_addr = SocketAddr::new(opts.ip, free_port(opts.ip));
@@ -183,7 +197,7 @@ impl Knot {
             .secondary
             .then(|| SocketAddr::new(DNS2_IP, free_port(DNS2_IP)));
 
-        let p_dir = temp.path().join("primary");
+        let p_dir = base.join("primary");
         let mut zonefile = format!(
             "$ORIGIN {zone}\n$TTL 60\n@ 60 SOA ns1.{zone} hostmaster.{zone} 1 60 30 3600 5\n\
              @ 60 NS ns1.{zone}\nns1 60 A {}\n",
@@ -216,7 +230,7 @@ impl Knot {
         let secondary = match s_addr {
             None => None,
             Some(s_addr) => {
-                let s_dir = temp.path().join("secondary");
+                let s_dir = base.join("secondary");
                 std::fs::create_dir_all(s_dir.join("zones"))
                     .map_err(|e| Error::io("create", &s_dir, e))?;
                 let s_conf = config(
@@ -242,7 +256,7 @@ impl Knot {
             zone,
             key,
             key_file,
-            _temp: temp,
+            temp,
         })
     }
 
@@ -259,6 +273,30 @@ impl Knot {
     /// A file (mode 0600) holding the key's base64 secret, for `file:` secret references.
     pub fn key_file(&self) -> &Path {
         &self.key_file
+    }
+
+    /// The provider settings for the lab's `cluster.toml` (server, key name, key file).
+    pub fn lab_dns(&self) -> crate::cluster_toml::LabDns {
+        crate::cluster_toml::LabDns {
+            server: self.primary.addr().to_string(),
+            key_name: self.key.name.clone(),
+            key_file: self.key_file.clone(),
+        }
+    }
+
+    /// Leaves the servers running after this value is gone (the demo's `up`); returns their
+    /// PIDs (primary first). The directory is kept.
+    pub fn detach(self) -> Vec<u32> {
+        let Knot {
+            primary,
+            secondary,
+            temp,
+            ..
+        } = self;
+        temp.map(tempfile::TempDir::keep);
+        let mut pids = vec![primary.guard.detach()];
+        pids.extend(secondary.map(|s| s.guard.detach()));
+        pids
     }
 
     /// Every authoritative server's address (primary first).

@@ -78,10 +78,11 @@ def tool(node: dict, program: str) -> list:
     return [f"{pg['bin_dir']}/{program}", "-h", pg["socket_dir"], "-p", str(pg["port"]), "-U", "postgres"]
 
 
-@pytest.fixture(scope="module")
-def repl_lab(tmp_path_factory):
-    """A lab of its own (the shared one stays untouched) with a [replication] section."""
-    lab = Lab(tmp_path_factory.mktemp("labrepl") / "lab").up()
+@pytest.fixture(scope="module", params=["17", "18"])
+def repl_lab(request, tmp_path_factory):
+    """A lab of its own (the shared one stays untouched) with a [replication] section, on
+    PostgreSQL 17 and on 18."""
+    lab = Lab(tmp_path_factory.mktemp(f"labrepl{request.param}") / "lab", ["--pg", request.param]).up()
     try:
         a, b = lab.topology["nodes"]
         psql(a, SCHEMA)
@@ -133,6 +134,9 @@ def test_plan_apply_status_verify_teardown(repl_lab):
 
     status = pair.status()
     assert status.verdict == "healthy", status.render()
+    major = a["pg"]["version_num"] // 10000
+    if major >= 18:
+        assert "confl_insert_exists" in status.directions[0]["conflicts"]
     assert status.reasons == []
     for d in status.directions:
         assert d["enabled"] and d["worker_running"]

@@ -258,7 +258,7 @@ impl SyncthingClient {
     }
 
     /// The latest event id of the given kinds right now (start point for a stream that only
-    /// wants new events).
+    /// wants new events). Blocks up to a second when no event of those kinds happened yet.
     pub async fn last_event_id(&self, kinds: &[EventKind]) -> Result<u64> {
         // `limit=1` returns the newest buffered event without waiting.
         let mask = kinds

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::plan::{self, Action, Observed, PairIntent, PlannedFolder, Step, SyncPlan};
 use crate::status::{self, FolderSnapshot, NodeSnapshot, SyncStatus};
-use crate::{Error, Result, SyncthingClient};
+use crate::{Error, EventKind, Result, SyncthingClient};
 
 /// Two Syncthing daemons and what we want of them.
 #[derive(Debug, Clone)]
@@ -45,23 +45,31 @@ pub struct ApplyReport {
 pub struct WaitOptions {
     /// Give up after this long.
     pub timeout: Duration,
-    /// Time between two status reads.
+    /// Longest time between two status reads.
     pub poll: Duration,
     /// Rescan every folder on both nodes first, so changes the watcher has not reported yet
     /// are included (Syncthing's watcher waits `fsWatcherDelayS`, 10 s by default).
     pub rescan: bool,
+    /// Between status reads, long-poll both daemons' event streams and read again as soon as
+    /// either reports a sync event (FolderSummary, FolderCompletion, StateChanged, device
+    /// (dis)connected), `poll` at the latest. Off: sleep `poll` between reads.
+    pub events: bool,
 }
 
 impl WaitOptions {
-    /// `timeout`, polling every 200 ms, rescanning first.
+    /// `timeout`, event-driven with a status read at least every second, rescanning first.
     pub fn new(timeout: Duration) -> Self {
         WaitOptions {
             timeout,
-            poll: Duration::from_millis(200),
+            poll: Duration::from_secs(1),
             rescan: true,
+            events: true,
         }
     }
 }
+
+/// Shortest gap between two status reads of an event-driven wait (events come in bursts).
+const MIN_READ_GAP: Duration = Duration::from_millis(20);
 
 /// How long apply waits for a new folder to report a state.
 const FOLDER_START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -146,7 +154,12 @@ impl SyncPair {
         // unconnected until its next connection loop (measured: up to 20 s). So the first node
         // learns its peer without an address (it cannot dial: discovery is off), the second
         // dials it, and the address is set once they are connected.
-        let fresh = plan.steps.iter().filter(|s| matches!(s.action, Action::AddDevice { .. })).count() == 2;
+        let fresh = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::AddDevice { .. }))
+            .count()
+            == 2;
         let mut deferred = None;
         for step in &plan.steps {
             progress(ApplyEvent::Applying(step));
@@ -255,24 +268,45 @@ impl SyncPair {
                 }
             }
         }
+        let kinds = EventKind::SYNC;
+        // From 0: the first poll returns what is buffered at once and sets the ids; asking for
+        // the latest id instead blocks a second when no such event happened yet.
+        let mut since = [0u64; 2];
         loop {
+            let read_at = Instant::now();
             let status = self.status().await?;
             progress(&status);
             if status.is_complete() {
                 return Ok(status);
             }
-            if Instant::now() >= deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(Error::WaitTimeout {
                     after: options.timeout,
                     pending: status.pending(),
                 });
             }
-            tokio::time::sleep(
-                options
-                    .poll
-                    .min(deadline.saturating_duration_since(Instant::now())),
-            )
-            .await;
+            let gap = options.poll.min(left);
+            if options.events && status.nodes.iter().all(|n| n.error.is_none()) {
+                // Wake on the first event of either daemon, or after `gap`.
+                let (a, b) = (&self.clients[0], &self.clients[1]);
+                let poll_s = gap.max(Duration::from_secs(1));
+                tokio::select! {
+                    r = a.events(since[0], &kinds, poll_s) => {
+                        if let Some(last) = r.ok().and_then(|e| e.last().map(|e| e.id)) { since[0] = last; }
+                    }
+                    r = b.events(since[1], &kinds, poll_s) => {
+                        if let Some(last) = r.ok().and_then(|e| e.last().map(|e| e.id)) { since[1] = last; }
+                    }
+                    _ = tokio::time::sleep(gap) => {}
+                }
+                let since_read = read_at.elapsed();
+                if since_read < MIN_READ_GAP {
+                    tokio::time::sleep(MIN_READ_GAP - since_read).await;
+                }
+            } else {
+                tokio::time::sleep(gap).await;
+            }
         }
     }
 }
@@ -325,7 +359,10 @@ async fn wait_connected(c: &SyncthingClient, peer: &crate::DeviceId, timeout: Du
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if let Ok(conns) = c.connections().await
-            && conns.connections.get(peer.as_str()).is_some_and(|x| x.connected)
+            && conns
+                .connections
+                .get(peer.as_str())
+                .is_some_and(|x| x.connected)
         {
             return;
         }

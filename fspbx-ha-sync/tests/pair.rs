@@ -215,18 +215,23 @@ async fn restart_in_the_middle_of_apply_then_apply_again_completes() {
     assert!(!duo.b.is_running());
     duo.b.start_again().unwrap();
     let report = pair.apply().await.unwrap();
-    assert_eq!(
-        report.applied.len(),
-        5,
-        "the step done before the restart is not repeated: {:#?}",
-        report.applied
-    );
+    // Resumed, not repeated: node A keeps the device it got before the restart; only its address
+    // (held back until the peer dials in, see SyncPair::apply_with) is set now.
+    let summaries: Vec<String> = report.applied.iter().map(|s| s.summary()).collect();
     assert!(
         report
             .applied
             .iter()
-            .all(|s| !(s.node == "a" && matches!(s.action, Action::AddDevice { .. })))
+            .all(|s| !(s.node == "a" && matches!(s.action, Action::AddDevice { .. }))),
+        "{summaries:#?}"
     );
+    assert!(
+        report.applied.iter().any(|s| s.node == "a"
+            && matches!(&s.action, Action::UpdateDevice { patch, .. }
+                if patch["addresses"] == serde_json::json!([duo.b.listen_address()]))),
+        "{summaries:#?}"
+    );
+    assert_eq!(report.applied.len(), 6, "{summaries:#?}");
     assert!(pair.apply().await.unwrap().applied.is_empty());
     pair.wait(&WaitOptions::new(Duration::from_secs(60)), |_| {})
         .await
@@ -259,4 +264,35 @@ async fn hardening_turns_off_relays_and_discovery() {
         (Some(false), Some(false))
     );
     assert!(pair.plan().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_with_a_daemon_down_names_it_and_wait_times_out() {
+    let mut duo = Duo::start(&[REC]);
+    let pair = duo.pair(&[(REC, 3600)]);
+    pair.apply().await.unwrap();
+    pair.wait(&WaitOptions::new(Duration::from_secs(60)), |_| {})
+        .await
+        .unwrap();
+    duo.b.stop();
+    // Status does not fail: it says which node is down and that nothing is complete.
+    let status = pair.status().await.unwrap();
+    assert!(!status.is_complete());
+    assert!(status.nodes[0].error.is_none());
+    let err_b = status.nodes[1].error.as_deref().unwrap();
+    assert!(err_b.starts_with("cannot reach Syncthing at"), "{err_b}");
+    assert!(!status.nodes[0].peer_connected || !status.connected());
+    assert!(
+        status.pending().contains("node b: cannot reach Syncthing"),
+        "{}",
+        status.pending()
+    );
+    // wait (without the rescan, which needs both daemons) gives up naming what is pending.
+    let mut options = WaitOptions::new(Duration::from_secs(1));
+    options.rescan = false;
+    let err = pair.wait(&options, |_| {}).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::WaitTimeout { pending, .. } if pending.contains("node b")),
+        "{err}"
+    );
 }

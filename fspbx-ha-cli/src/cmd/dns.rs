@@ -82,7 +82,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// The provider section of the configuration, typed.
 fn provider_config(config: &ClusterConfig) -> Result<ProviderConfig, DnsError> {
-    let value = serde_json::to_value(&config.floating.provider).map_err(|e| invalid_provider(e.to_string()))?;
+    let value = serde_json::to_value(&config.floating.provider)
+        .map_err(|e| invalid_provider(e.to_string()))?;
     serde_json::from_value(value).map_err(|e| invalid_provider(e.to_string()))
 }
 
@@ -99,7 +100,10 @@ fn target(config: &ClusterConfig, to: &str) -> Result<(Option<String>, Vec<IpAdd
     let t = to.trim();
     for (i, n) in config.nodes.iter().enumerate() {
         let letter = if i == 0 { "a" } else { "b" };
-        if n.name.eq_ignore_ascii_case(t) || t.eq_ignore_ascii_case(letter) || n.hostname.eq_ignore_ascii_case(t) {
+        if n.name.eq_ignore_ascii_case(t)
+            || t.eq_ignore_ascii_case(letter)
+            || n.hostname.eq_ignore_ascii_case(t)
+        {
             return Ok((Some(n.name.clone()), n.addresses.clone()));
         }
     }
@@ -111,11 +115,14 @@ fn parse_ips(s: &str, field: &'static str) -> Result<Vec<IpAddr>, DnsError> {
     s.split(',')
         .filter(|p| !p.trim().is_empty())
         .map(|p| {
-            p.trim().parse::<IpAddr>().map_err(|_| DnsError::InvalidInput {
-                field,
-                value: p.trim().to_string(),
-                reason: "give a node name (see `fspbx-ha config`), `a`, `b` or IP addresses".into(),
-            })
+            p.trim()
+                .parse::<IpAddr>()
+                .map_err(|_| DnsError::InvalidInput {
+                    field,
+                    value: p.trim().to_string(),
+                    reason: "give a node name (see `fspbx-ha config`), `a`, `b` or IP addresses"
+                        .into(),
+                })
         })
         .collect()
 }
@@ -123,8 +130,16 @@ fn parse_ips(s: &str, field: &'static str) -> Result<Vec<IpAddr>, DnsError> {
 fn node_records(config: &ClusterConfig) -> Result<[NodeRecord<'_>; 2], DnsError> {
     match config.nodes.as_slice() {
         [a, b] => Ok([
-            NodeRecord { node: &a.name, hostname: &a.hostname, addresses: &a.addresses },
-            NodeRecord { node: &b.name, hostname: &b.hostname, addresses: &b.addresses },
+            NodeRecord {
+                node: &a.name,
+                hostname: &a.hostname,
+                addresses: &a.addresses,
+            },
+            NodeRecord {
+                node: &b.name,
+                hostname: &b.hostname,
+                addresses: &b.addresses,
+            },
         ]),
         other => Err(DnsError::InvalidInput {
             field: "nodes",
@@ -143,7 +158,10 @@ impl Ctx {
     fn new(config: &ClusterConfig) -> Result<Ctx, DnsError> {
         let provider_cfg = provider_config(config)?;
         let provider = provider_cfg.build(&config.floating.zone)?;
-        Ok(Ctx { provider, provider_cfg })
+        Ok(Ctx {
+            provider,
+            provider_cfg,
+        })
     }
 
     async fn checker(&self, config: &ClusterConfig) -> Result<Checker, DnsError> {
@@ -157,7 +175,11 @@ impl Ctx {
 }
 
 /// Runs a `dns` subcommand.
-pub(crate) async fn run(cmd: DnsCommand, config: &ClusterConfig, json: bool) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(
+    cmd: DnsCommand,
+    config: &ClusterConfig,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     match run_inner(cmd, config, json).await {
         Ok(code) => Ok(code),
         Err(e) => Ok(fail(&e, json)),
@@ -181,21 +203,46 @@ fn fail(e: &DnsError, json: bool) -> ExitCode {
             _ => None,
         };
         let body = serde_json::json!({"ok": false, "exit_code": code, "error": e.to_string(), "found": found});
-        println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&body).unwrap_or_default()
+        );
     } else {
         eprintln!("error: {e}");
     }
     ExitCode::from(code)
 }
 
-async fn run_inner(cmd: DnsCommand, config: &ClusterConfig, json: bool) -> Result<ExitCode, DnsError> {
+async fn run_inner(
+    cmd: DnsCommand,
+    config: &ClusterConfig,
+    json: bool,
+) -> Result<ExitCode, DnsError> {
     let ctx = Ctx::new(config)?;
     match cmd {
         DnsCommand::Show => show(&ctx, config, json).await,
-        DnsCommand::Set { to, expect, ttl, no_wait, timeout } => {
-            set(&ctx, config, json, &to, expect.as_deref(), ttl, no_wait, timeout).await
+        DnsCommand::Set {
+            to,
+            expect,
+            ttl,
+            no_wait,
+            timeout,
+        } => {
+            set(
+                &ctx,
+                config,
+                json,
+                &to,
+                expect.as_deref(),
+                ttl,
+                no_wait,
+                timeout,
+            )
+            .await
         }
-        DnsCommand::Verify { to, timeout } => verify(&ctx, config, json, to.as_deref(), timeout).await,
+        DnsCommand::Verify { to, timeout } => {
+            verify(&ctx, config, json, to.as_deref(), timeout).await
+        }
         DnsCommand::Plan { node_ttl } => plan_or_apply(&ctx, config, json, node_ttl, false).await,
         DnsCommand::Apply { node_ttl } => plan_or_apply(&ctx, config, json, node_ttl, true).await,
     }
@@ -223,7 +270,8 @@ async fn show(ctx: &Ctx, config: &ClusterConfig, json: bool) -> Result<ExitCode,
     }
     let [a, b] = node_records(config)?;
     let values: Vec<IpAddr> = floating.iter().flat_map(|r| r.values.clone()).collect();
-    let active_node = plan::active_node(&values, a.addresses, b.addresses).map(|i| [a.node, b.node][i].to_string());
+    let active_node = plan::active_node(&values, a.addresses, b.addresses)
+        .map(|i| [a.node, b.node][i].to_string());
     let mut nodes = vec![];
     for n in [&a, &b] {
         for kind in [RecordKind::A, RecordKind::Aaaa] {
@@ -254,7 +302,10 @@ async fn show(ctx: &Ctx, config: &ClusterConfig, json: bool) -> Result<ExitCode,
     if json {
         print_json(&report);
     } else {
-        println!("floating record {} (zone {}, provider {})", report.name, report.zone, report.provider);
+        println!(
+            "floating record {} (zone {}, provider {})",
+            report.name, report.zone, report.provider
+        );
         if report.floating.is_empty() {
             println!("  (absent)  — create it with `fspbx-ha dns apply`");
         }
@@ -263,7 +314,9 @@ async fn show(ctx: &Ctx, config: &ClusterConfig, json: bool) -> Result<ExitCode,
         }
         match &report.active_node {
             Some(n) => println!("  active node: {n}"),
-            None if !report.floating.is_empty() => println!("  active node: none (points at neither node)"),
+            None if !report.floating.is_empty() => {
+                println!("  active node: none (points at neither node)")
+            }
             None => {}
         }
         println!("node records:");
@@ -283,15 +336,29 @@ fn print_answers(answers: &[ServerAnswer]) {
     for a in answers {
         let what = match &a.outcome {
             Outcome::Records { ttl, values } => {
-                format!("{} (ttl {ttl})", values.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+                format!(
+                    "{} (ttl {ttl})",
+                    values
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             }
             Outcome::NoData => "no record of this type".into(),
             Outcome::NxDomain => "NXDOMAIN".into(),
             Outcome::NotAuthoritative => "not authoritative for the zone".into(),
             Outcome::Failed { detail } => format!("no answer: {detail}"),
         };
-        let serial = a.soa_serial.map(|s| format!("serial {s}")).unwrap_or_else(|| "serial ?".into());
-        println!("  {:<24} {what}  [{serial}, {:.1?}]", a.server.to_string(), a.rtt);
+        let serial = a
+            .soa_serial
+            .map(|s| format!("serial {s}"))
+            .unwrap_or_else(|| "serial ?".into());
+        println!(
+            "  {:<24} {what}  [{serial}, {:.1?}]",
+            a.server.to_string(),
+            a.rtt
+        );
     }
 }
 
@@ -324,7 +391,14 @@ async fn set(
         Some(e) => Some(parse_ips(e, "--expect")?),
     };
     let p = ctx.provider.as_ref();
-    let steps = plan::flip(p, &f.name, ttl.unwrap_or(f.ttl), &to_ips, expected.as_deref()).await?;
+    let steps = plan::flip(
+        p,
+        &f.name,
+        ttl.unwrap_or(f.ttl),
+        &to_ips,
+        expected.as_deref(),
+    )
+    .await?;
     for s in &steps {
         if let Some(r) = &s.receipt {
             p.wait_applied(r, timeout).await?;
@@ -337,18 +411,36 @@ async fn set(
             let old_ttl = s.from.as_ref().map(|r| r.ttl);
             propagation.push(
                 checker
-                    .wait_for(&f.name, s.kind, &s.to, old_ttl, timeout, Duration::from_millis(200))
+                    .wait_for(
+                        &f.name,
+                        s.kind,
+                        &s.to,
+                        old_ttl,
+                        timeout,
+                        Duration::from_millis(200),
+                    )
                     .await?,
             );
         }
     }
     let all = (!no_wait).then(|| propagation.iter().all(|r| r.verdict.all_moved()));
-    let report = SetReport { name: f.name.clone(), target_node, to: to_ips, steps, propagation, all_servers_answer: all };
+    let report = SetReport {
+        name: f.name.clone(),
+        target_node,
+        to: to_ips,
+        steps,
+        propagation,
+        all_servers_answer: all,
+    };
     if json {
         print_json(&report);
     } else {
         for s in &report.steps {
-            let from = s.from.as_ref().map(|r| r.to_string()).unwrap_or_else(|| "no record".into());
+            let from = s
+                .from
+                .as_ref()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "no record".into());
             if s.changed() {
                 println!("{} {}: {from} -> {:?}", report.name, s.kind, s.to);
             } else {
@@ -357,7 +449,11 @@ async fn set(
         }
         print_propagation(&report.propagation);
     }
-    Ok(if all == Some(false) { ExitCode::from(crate::exit::FAILED) } else { ExitCode::SUCCESS })
+    Ok(if all == Some(false) {
+        ExitCode::from(crate::exit::FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_propagation(reports: &[PropagationReport]) {
@@ -370,12 +466,15 @@ fn print_propagation(reports: &[PropagationReport]) {
                 r.answers.len(),
                 r.waited
             );
-            if let Some(t) = r.clients_moved_by {
-                println!(
-                    "  clients holding the old answer (TTL {} s) move by {}",
-                    r.old_ttl.unwrap_or(0),
+            match (r.clients_moved_by, r.old_ttl) {
+                (Some(t), Some(ttl)) => println!(
+                    "  clients holding the old answer (TTL {ttl} s) move by {}",
                     utc_time(t)
-                );
+                ),
+                _ => println!(
+                    "  no old answer was seen: clients holding one keep it for at most the old \
+                     record's TTL"
+                ),
             }
         } else {
             println!(
@@ -394,7 +493,12 @@ fn print_propagation(reports: &[PropagationReport]) {
 fn utc_time(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let day = secs % 86_400;
-    format!("{:02}:{:02}:{:02} UTC", day / 3600, (day % 3600) / 60, day % 60)
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        day / 3600,
+        (day % 3600) / 60,
+        day % 60
+    )
 }
 
 async fn verify(
@@ -435,7 +539,18 @@ async fn verify(
     let checker = ctx.checker(config).await?;
     let mut reports = vec![];
     for (kind, values) in wanted {
-        reports.push(checker.wait_for(&f.name, kind, &values, None, timeout, Duration::from_millis(200)).await?);
+        reports.push(
+            checker
+                .wait_for(
+                    &f.name,
+                    kind,
+                    &values,
+                    None,
+                    timeout,
+                    Duration::from_millis(200),
+                )
+                .await?,
+        );
     }
     let ok = reports.iter().all(|r| r.verdict.all_moved());
     if json {
@@ -443,7 +558,11 @@ async fn verify(
     } else {
         print_propagation(&reports);
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(crate::exit::FAILED) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::exit::FAILED)
+    })
 }
 
 async fn plan_or_apply(
@@ -470,20 +589,32 @@ async fn plan_or_apply(
     let desired = plan::desired_records(&a, &b, &f.name, f.ttl, active, node_ttl);
     let current = plan::read_current(p, &desired).await?;
     let steps = plan::plan(&desired, &current);
-    let receipts = if apply { plan::apply(p, &steps).await? } else { vec![] };
+    let receipts = if apply {
+        plan::apply(p, &steps).await?
+    } else {
+        vec![]
+    };
     if json {
-        print_json(&serde_json::json!({"applied": apply, "steps": steps, "changes": receipts.len()}));
+        print_json(
+            &serde_json::json!({"applied": apply, "steps": steps, "changes": receipts.len()}),
+        );
     } else {
         for s in &steps {
             let d = &s.desired;
-            let line = format!("{} {} {:?} ttl {}  ({})", d.name, d.kind, d.values, d.ttl, d.why);
+            let line = format!(
+                "{} {} {:?} ttl {}  ({})",
+                d.name, d.kind, d.values, d.ttl, d.why
+            );
             match &s.action {
                 Action::Unchanged => println!("  ok      {line}"),
                 Action::Create => println!("  create  {line}"),
                 Action::Update { from } => println!("  update  {line}  (now {from})"),
             }
         }
-        let todo = steps.iter().filter(|s| s.action != Action::Unchanged).count();
+        let todo = steps
+            .iter()
+            .filter(|s| s.action != Action::Unchanged)
+            .count();
         if apply {
             println!("{} change(s) applied", receipts.len());
         } else if todo > 0 {

@@ -236,7 +236,11 @@ pub struct SipProbeSpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_2xx: bool,
     /// Time this probe may take (default: `probes.timeout`).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "humantime_serde")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde"
+    )]
     pub timeout: Option<Duration>,
 }
 
@@ -259,7 +263,11 @@ pub struct HttpProbeSpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub accept_invalid_certs: bool,
     /// Time this probe may take (default: `probes.timeout`).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "humantime_serde")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde"
+    )]
     pub timeout: Option<Duration>,
 }
 

@@ -117,7 +117,11 @@ impl Validator {
                     self.positive(k("probes.http.timeout"), t);
                 }
                 if let Some(b) = &http.body_contains {
-                    self.non_empty(k("probes.http.body_contains"), b, "text the body must contain (or no key)");
+                    self.non_empty(
+                        k("probes.http.body_contains"),
+                        b,
+                        "text the body must contain (or no key)",
+                    );
                 }
             }
             if let Some(http) = &n.probes.http {

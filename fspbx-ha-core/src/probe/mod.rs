@@ -42,7 +42,8 @@ use serde::Serialize;
 pub use http::{HttpProbe, StatusRange};
 pub use postgres::PgProbe;
 pub use set::ProbeSet;
-pub use sip::{SipAcceptance, SipProbe};
+pub use sip::SipProbe;
+pub use sip_message::SipAcceptance;
 pub use syncthing::SyncthingHealthProbe;
 pub use tcp::TcpProbe;
 

@@ -80,7 +80,8 @@ pub async fn apply(
             _ => false,
         })
     };
-    pair.prepare_ssh([needs_ssh(Side::A), needs_ssh(Side::B)]).await;
+    pair.prepare_ssh([needs_ssh(Side::A), needs_ssh(Side::B)])
+        .await;
     for (i, step) in plan.steps.iter().enumerate() {
         observer.step_started(step, i, plan.steps.len());
         let t = Instant::now();
@@ -383,7 +384,7 @@ async fn settings_hold(conn: &PgConn, wants: &[Want], configured_ok: bool) -> Re
         .query(
             "SELECT s.name, s.setting,
                     (SELECT f.setting FROM pg_catalog.pg_file_settings f
-                      WHERE f.name = s.name AND f.error IS NULL ORDER BY f.seqno DESC LIMIT 1)
+                      WHERE f.name = s.name ORDER BY f.seqno DESC LIMIT 1)
                FROM pg_catalog.pg_settings s WHERE s.name = ANY($1)",
             &[&names],
         )
@@ -410,8 +411,9 @@ async fn execute(pair: &mut Pair, step: &Step, observer: &dyn ApplyObserver) -> 
         Action::Sql { statements, secret } => {
             run_sql(pair, step.side, statements, secret.as_ref()).await?;
             if let Postcondition::SubscriptionEnabled { name } = &step.postcondition {
-                // Return once changes flow: the launcher starts the apply worker within seconds.
-                wait_for_worker(pair.pg(step.side), name, Duration::from_secs(15)).await?;
+                // Return once changes flow: the launcher starts the apply worker within
+                // seconds, and the worker then attaches to its slot on the publisher.
+                wait_for_flow(pair, step.side, name, Duration::from_secs(15)).await?;
             }
             Ok(())
         }
@@ -772,19 +774,40 @@ async fn wait_for_copy(
     }
 }
 
-async fn wait_for_worker(conn: &PgConn, subscription: &str, within: Duration) -> Result<()> {
+async fn wait_for_flow(pair: &Pair, on: Side, subscription: &str, within: Duration) -> Result<()> {
     let started = Instant::now();
-    let sql = sub_query(
+    let conn = pair.pg(on);
+    let publisher = pair.pg(on.peer());
+    let worker = sub_query(
         "EXISTS (SELECT 1 FROM pg_catalog.pg_stat_subscription w
                   WHERE w.subid = s.oid AND w.relid IS NULL AND w.pid IS NOT NULL)",
     );
+    let slot_sql = format!(
+        "SELECT s.subslotname::text FROM pg_catalog.pg_subscription s WHERE s.subname = $1 AND {THIS_DB}"
+    );
     while started.elapsed() < within {
-        if query_bool(conn, "looking for the apply worker", &sql, subscription).await? {
-            return Ok(());
+        if query_bool(conn, "looking for the apply worker", &worker, subscription).await? {
+            let slot: Option<String> = conn
+                .client()
+                .query_opt(&slot_sql, &[&subscription])
+                .await
+                .map_err(conn.query_error("reading the subscription's slot"))?
+                .and_then(|r| r.get(0));
+            let Some(slot) = slot else { return Ok(()) };
+            let active = query_bool(
+                publisher,
+                "looking at the publisher's slot",
+                "SELECT coalesce((SELECT active FROM pg_catalog.pg_replication_slots WHERE slot_name = $1), false)",
+                &slot,
+            )
+            .await?;
+            if active {
+                return Ok(());
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tracing::warn!(subscription, "the apply worker did not start yet");
+    tracing::warn!(subscription, "the subscription is not streaming yet");
     Ok(())
 }
 

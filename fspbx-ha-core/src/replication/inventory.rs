@@ -298,7 +298,7 @@ pub async fn collect(conn: &PgConn, req: &InventoryRequest<'_>) -> Result<Invent
         .query(
             "SELECT s.name, s.setting,
                     (SELECT f.setting FROM pg_catalog.pg_file_settings f
-                      WHERE f.name = s.name AND f.error IS NULL ORDER BY f.seqno DESC LIMIT 1)
+                      WHERE f.name = s.name ORDER BY f.seqno DESC LIMIT 1)
                FROM pg_catalog.pg_settings s WHERE s.name = ANY($1)",
             &[&names],
         )

@@ -502,6 +502,12 @@ fn judge(dirs: &[DirectionStatus], max_lag_s: f64, written: [bool; 2]) -> (Verdi
             _ => {}
         }
     }
+    if !written.iter().any(|w| *w) {
+        degraded.push(
+            "no heartbeat table on either node: end-to-end lag is unknown (apply creates it)"
+                .to_string(),
+        );
+    }
     if !broken.is_empty() {
         broken.extend(degraded);
         (Verdict::Broken, broken)
@@ -574,6 +580,12 @@ mod tests {
             .conflicts
             .insert("confl_insert_exists".into(), 2);
         assert_eq!(judge(&conflicts, 30.0, [true, true]).0, Verdict::Degraded);
+
+        let mut no_beats = ok.clone();
+        no_beats.iter_mut().for_each(|d| d.heartbeat_lag_s = None);
+        let (v, why) = judge(&no_beats, 30.0, [false, false]);
+        assert_eq!(v, Verdict::Degraded);
+        assert!(why[0].starts_with("no heartbeat table"), "{why:?}");
 
         let mut missing = ok;
         missing[0].exists = false;
