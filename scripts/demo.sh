@@ -31,6 +31,12 @@ ha replication apply
 step "fspbx-ha replication apply, again: nothing left to do"
 ha replication apply 2>/dev/null
 
+step "fspbx-ha dns apply (node records and the floating record on the lab's Knot, RFC 2136 + TSIG)"
+ha dns apply
+ha dns verify >/dev/null
+step "fspbx-ha dns show"
+ha dns show
+
 step "fspbx-ha replication status"
 set +e
 ha replication status

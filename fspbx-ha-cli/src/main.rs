@@ -48,6 +48,10 @@ enum Command {
     /// PostgreSQL logical replication both ways: plan, apply, status, verify, teardown.
     #[command(subcommand)]
     Replication(cmd::replication::ReplicationCommand),
+    /// The floating DNS record: show, set (compare-and-swap flip), verify; plan/apply the node
+    /// records.
+    #[command(subcommand)]
+    Dns(cmd::dns::DnsCommand),
     /// Syncthing both ways: pair the daemons, sync status, wait until in sync.
     #[command(subcommand)]
     Sync(cmd::sync::SyncCommand),
@@ -71,6 +75,10 @@ fn main() -> ExitCode {
             Command::Config(args) => cmd::config::run(args, &cli.config, cli.json),
             Command::Replication(c) => cmd::replication::run(c, &cli.config, cli.json).await,
             Command::Sync(c) => cmd::sync::run(c, &cli.config, cli.json).await,
+            Command::Dns(c) => match cmd::load_config(&cli.config) {
+                Ok(config) => cmd::dns::run(c, &config, cli.json).await,
+                Err(e) => Err(e),
+            },
         }
     });
     match result {

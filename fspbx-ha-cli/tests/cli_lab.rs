@@ -15,7 +15,7 @@ fn fspbx_ha() -> Command {
 fn check_on_a_good_lab_exits_0_with_json() {
     let dir = tempfile::tempdir().unwrap();
     let lab = Lab::start(LabOptions::new(dir.path().join("lab"))).unwrap();
-    let config = write_cluster_toml(&lab.topology(), None).unwrap();
+    let config = write_cluster_toml(&lab.topology()).unwrap();
     let out = fspbx_ha()
         .args(["--config", config.to_str().unwrap(), "--json", "check"])
         .assert()
@@ -43,7 +43,7 @@ fn check_failures_exit_1() {
     let mut options = LabOptions::new(dir.path().join("lab"));
     options.node_b_pg = Some(PgFlavor::Debian15);
     let lab = Lab::start(options).unwrap();
-    let config = write_cluster_toml(&lab.topology(), None).unwrap();
+    let config = write_cluster_toml(&lab.topology()).unwrap();
     fspbx_ha()
         .args(["--config", config.to_str().unwrap(), "check"])
         .assert()
@@ -57,7 +57,7 @@ fn check_failures_exit_1() {
 fn secrets_never_show_in_logs_json_or_errors() {
     let dir = tempfile::tempdir().unwrap();
     let lab = Lab::start(LabOptions::new(dir.path().join("lab"))).unwrap();
-    let config = write_cluster_toml(&lab.topology(), None).unwrap();
+    let config = write_cluster_toml(&lab.topology()).unwrap();
     let real_a = lab.a().pg.password().to_string();
     let real_b = lab.b().pg.password().to_string();
     assert!(real_a.len() >= 12, "the lab uses real random passwords");

@@ -17,7 +17,7 @@ fn start(edit: impl FnOnce(&mut LabOptions)) -> Fixture {
     let mut options = LabOptions::new(dir.path().join("lab"));
     edit(&mut options);
     let lab = Lab::start(options).unwrap();
-    let path = write_cluster_toml(&lab.topology(), None).unwrap();
+    let path = write_cluster_toml(&lab.topology()).unwrap();
     let config = ClusterConfig::load(&path).unwrap();
     Fixture {
         lab,

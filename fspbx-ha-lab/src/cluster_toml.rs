@@ -19,7 +19,7 @@ pub const LAB_ZONE: &str = "example.test";
 pub const LAB_FLOATING: &str = "pbx.example.test";
 
 /// Where the floating record's provider is, when the lab runs one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LabDns {
     /// `ip:port` of the authoritative server taking RFC 2136 updates.
     pub server: String,
@@ -38,9 +38,11 @@ fn qp(p: &Path) -> String {
     q(p.to_string_lossy())
 }
 
-/// The configuration text for `topology`. `dns` is the lab's authoritative server, if any;
-/// without one the provider points at 127.0.0.53:53 and DNS commands will say it is down.
-pub fn cluster_toml(topology: &LabTopology, dns: Option<&LabDns>) -> String {
+/// The configuration text for `topology`. When the lab runs its authoritative DNS, the provider
+/// is its RFC 2136 primary and both servers are checked for propagation; without it the provider
+/// points at 127.0.0.53:53 and DNS commands will say it is down.
+pub fn cluster_toml(topology: &LabTopology) -> String {
+    let dns = topology.dns.as_ref().map(|d| &d.update);
     let mut t = String::new();
     let _ = writeln!(
         t,
@@ -84,7 +86,12 @@ pub fn cluster_toml(topology: &LabTopology, dns: Option<&LabDns>) -> String {
     let _ = writeln!(t, "[floating]");
     let _ = writeln!(t, "zone = {}", q(LAB_ZONE));
     let _ = writeln!(t, "name = {}", q(LAB_FLOATING));
-    let _ = writeln!(t, "ttl = 30\n");
+    let _ = writeln!(t, "ttl = 30");
+    if let Some(d) = &topology.dns {
+        let servers: Vec<String> = d.servers.iter().map(q).collect();
+        let _ = writeln!(t, "nameservers = [{}]", servers.join(", "));
+    }
+    let _ = writeln!(t);
     let _ = writeln!(t, "[floating.provider]");
     let _ = writeln!(t, "kind = \"rfc2136\"");
     match dns {
@@ -146,7 +153,7 @@ pub fn replication_password_file(topology: &LabTopology) -> PathBuf {
 
 /// Writes `<dir>/cluster.toml` for `topology` (and the replication role's random password file
 /// it refers to, unless it exists) and returns its path.
-pub fn write_cluster_toml(topology: &LabTopology, dns: Option<&LabDns>) -> Result<PathBuf, Error> {
+pub fn write_cluster_toml(topology: &LabTopology) -> Result<PathBuf, Error> {
     let secret = replication_password_file(topology);
     if !secret.exists() {
         crate::paths::write_secret_file(
@@ -156,6 +163,6 @@ pub fn write_cluster_toml(topology: &LabTopology, dns: Option<&LabDns>) -> Resul
         )?;
     }
     let path = topology.dir.join(CLUSTER_TOML);
-    std::fs::write(&path, cluster_toml(topology, dns)).map_err(|e| Error::io("write", &path, e))?;
+    std::fs::write(&path, cluster_toml(topology)).map_err(|e| Error::io("write", &path, e))?;
     Ok(path)
 }

@@ -123,6 +123,12 @@ impl KnotServer {
     }
 
     /// Whether knotd still runs.
+    /// The guard of its knotd (for the lab's process records).
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// Whether knotd still runs.
     pub fn is_running(&self) -> bool {
         self.guard.is_running()
     }

@@ -28,6 +28,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster_toml::{LAB_ZONE, LabDns};
+use crate::knot::{Knot, KnotOptions};
 use crate::paths;
 use crate::postgres::{FUSIONPBX, PgFlavor, PgOptions, PgServer};
 use crate::process::{self, Guard, StopSignal};
@@ -54,6 +56,9 @@ pub struct LabOptions {
     pub pg_settings_a: Vec<(String, String)>,
     /// Further `postgresql.conf` settings of node B.
     pub pg_settings_b: Vec<(String, String)>,
+    /// Also run the zone's authoritative DNS: Knot on 127.0.0.53 taking TSIG-signed RFC 2136
+    /// updates, and a secondary on 127.0.0.54 fed by NOTIFY + zone transfer.
+    pub dns: bool,
 }
 
 impl LabOptions {
@@ -67,6 +72,7 @@ impl LabOptions {
             wal_level_b: None,
             pg_settings_a: Vec::new(),
             pg_settings_b: Vec::new(),
+            dns: false,
         }
     }
 }
@@ -80,6 +86,8 @@ pub enum Component {
     Postgres,
     /// An OpenSSH server.
     Sshd,
+    /// An authoritative DNS server (knotd).
+    Knot,
 }
 
 /// One process the lab started, enough to stop it by PID later.
@@ -185,6 +193,17 @@ pub struct NodeTopology {
     pub ssh: SshTopology,
 }
 
+/// The lab's authoritative DNS (Knot): where updates go and which servers to check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsTopology {
+    /// The zone (`example.test`).
+    pub zone: String,
+    /// The primary taking RFC 2136 updates, its TSIG key name and key file.
+    pub update: LabDns,
+    /// Every authoritative server (`ip:port`), primary first.
+    pub servers: Vec<String>,
+}
+
 /// Everything a cluster config (and the demo) needs to reach the lab; written to lab.json.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabTopology {
@@ -196,6 +215,9 @@ pub struct LabTopology {
     pub operator_key: PathBuf,
     /// Node "a" then node "b".
     pub nodes: Vec<NodeTopology>,
+    /// The zone's authoritative DNS servers, when the lab runs them.
+    #[serde(default)]
+    pub dns: Option<DnsTopology>,
     /// Every process the lab started.
     pub processes: Vec<ProcessRecord>,
     /// Directories outside `dir` the lab created (PostgreSQL data on tmpfs); [`down`] removes
@@ -270,6 +292,7 @@ pub struct LabNode {
 /// The running two-node lab; dropping it stops every process by PID.
 #[derive(Debug)]
 pub struct Lab {
+    dns: Option<Knot>,
     dir: PathBuf,
     operator_key: ClientKey,
     known_hosts: PathBuf,
@@ -356,12 +379,23 @@ impl Lab {
             }
         };
 
+        let dns = if opts.dns {
+            Some(Knot::start(KnotOptions {
+                zone: format!("{LAB_ZONE}."),
+                secondary: true,
+                dir: Some(dir.join("dns")),
+                ..KnotOptions::default()
+            })?)
+        } else {
+            None
+        };
         let known_hosts = dir.join("known_hosts");
         crate::sshd::write_known_hosts(
             &known_hosts,
             &[sshd_a.known_hosts_line(), sshd_b.known_hosts_line()],
         )?;
         let lab = Lab {
+            dns,
             dir,
             operator_key,
             known_hosts,
@@ -469,11 +503,22 @@ impl Lab {
                 }
             })
             .collect();
+        let dns = self.dns.as_ref().map(|k| {
+            for s in std::iter::once(&k.primary).chain(k.secondary.as_ref()) {
+                processes.push(ProcessRecord::from_guard("dns", Component::Knot, s.guard()));
+            }
+            DnsTopology {
+                zone: k.zone().trim_end_matches('.').to_owned(),
+                update: k.lab_dns(),
+                servers: k.servers().iter().map(|a| a.to_string()).collect(),
+            }
+        });
         LabTopology {
             dir: self.dir.clone(),
             known_hosts: self.known_hosts.clone(),
             operator_key: self.operator_key.private_path().to_owned(),
             nodes,
+            dns,
             processes,
             scratch: vec![self.scratch.clone()],
         }
@@ -489,6 +534,9 @@ impl Lab {
     pub fn detach(mut self) -> LabTopology {
         let topology = self.topology();
         self.detached = true;
+        if let Some(k) = self.dns.take() {
+            k.detach();
+        }
         for node in self.nodes.drain(..) {
             node.pg.detach();
             node.sshd.detach();

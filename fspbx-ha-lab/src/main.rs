@@ -96,6 +96,7 @@ fn run(cli: Cli, out: &mut String) -> anyhow::Result<()> {
         } => {
             let options = LabOptions {
                 pg,
+                dns: true,
                 node_b_pg: pg_b,
                 wal_level_a,
                 wal_level_b,
@@ -208,7 +209,7 @@ fn up(dir: &Path, options: LabOptions, json: bool, out: &mut String) -> anyhow::
 
     // The configuration an operator would write for this pair. If writing it fails, `lab` is
     // dropped on return and every process is stopped.
-    let config = fspbx_ha_lab::cluster_toml::write_cluster_toml(&lab.topology(), None)?;
+    let config = fspbx_ha_lab::cluster_toml::write_cluster_toml(&lab.topology())?;
 
     let topology = lab.detach();
     if json {

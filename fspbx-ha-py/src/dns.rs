@@ -22,7 +22,7 @@ use fspbx_ha_dns::propagation::Checker;
 use fspbx_ha_dns::rfc2136::{Rfc2136, TsigAlg, TsigKey};
 use fspbx_ha_dns::route53::{Route53, Route53Config};
 use fspbx_ha_dns::{
-    Change, ChangeReceipt, DnsProvider, Error, Expected, ProviderConfig, RecordKind, Url,
+    Change, ChangeReceipt, DnsProvider, Error, Expected, RecordKind, Url,
 };
 use fspbx_ha_secret::Secret;
 use pyo3::create_exception;
@@ -171,11 +171,7 @@ impl PyDnsProvider {
     #[staticmethod]
     fn from_config(py: Python<'_>, config: &PyClusterConfig) -> PyResult<Self> {
         let f = &config.inner.floating;
-        let json =
-            serde_json::to_value(&f.provider).map_err(|e| DnsInputError::new_err(e.to_string()))?;
-        let cfg: ProviderConfig = serde_json::from_value(json)
-            .map_err(|e| DnsInputError::new_err(format!("floating.provider: {e}")))?;
-        let inner = cfg.build(&f.zone).map_err(|e| dns_err(py, e))?;
+        let inner = f.provider.build(&f.zone).map_err(|e| dns_err(py, e))?;
         Ok(PyDnsProvider {
             inner: Arc::from(inner),
         })

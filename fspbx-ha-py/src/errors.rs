@@ -6,7 +6,10 @@
 //! ├── SecretError
 //! ├── SshError
 //! ├── PostgresError
-//! └── LocalIoError
+//! ├── ReplicationError
+//! ├── LocalIoError
+//! ├── DnsError (and its subclasses, see dns.rs)
+//! └── SyncError (see sync.rs)
 //! ```
 
 use fspbx_ha_core::{Error, ErrorFamily};
@@ -21,6 +24,12 @@ create_exception!(_native, SecretError, FspbxHaError, "A secret reference (env:/
 create_exception!(_native, SshError, FspbxHaError, "SSH: keys, host keys, connection, authentication, commands.");
 create_exception!(_native, PostgresError, FspbxHaError, "PostgreSQL: connection or query.");
 create_exception!(_native, LocalIoError, FspbxHaError, "A local file could not be written.");
+create_exception!(
+    _native,
+    ReplicationError,
+    FspbxHaError,
+    "Replication refused or a step failed; the message names node, step and fix."
+);
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -30,6 +39,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SshError", py.get_type::<SshError>())?;
     m.add("PostgresError", py.get_type::<PostgresError>())?;
     m.add("LocalIoError", py.get_type::<LocalIoError>())?;
+    m.add("ReplicationError", py.get_type::<ReplicationError>())?;
     Ok(())
 }
 
@@ -43,6 +53,7 @@ pub(crate) fn core_err(py: Python<'_>, e: Error) -> PyErr {
         ErrorFamily::Ssh => SshError::new_err(msg),
         ErrorFamily::Postgres => PostgresError::new_err(msg),
         ErrorFamily::Io => LocalIoError::new_err(msg),
+        ErrorFamily::Replication => ReplicationError::new_err(msg),
         _ => FspbxHaError::new_err(msg),
     };
     if let Error::ConfigInvalid { problems, .. } = &e {

@@ -3,6 +3,7 @@
 
 mod check;
 mod config;
+mod dns;
 mod errors;
 mod failover;
 mod replication;
@@ -17,6 +18,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     config::register(m)?;
+    dns::register(m)?;
     check::register(m)?;
     failover::register(m)?;
     replication::register(m)?;

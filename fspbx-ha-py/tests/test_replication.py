@@ -73,11 +73,6 @@ def wait_for(node: dict, sql: str, want: str) -> None:
     raise AssertionError(f"{sql!r} printed {got!r}, expected {want!r}")
 
 
-def tool(node: dict, program: str) -> list:
-    pg = node["pg"]
-    return [f"{pg['bin_dir']}/{program}", "-h", pg["socket_dir"], "-p", str(pg["port"]), "-U", "postgres"]
-
-
 @pytest.fixture(scope="module", params=["17", "18"])
 def repl_lab(request, tmp_path_factory):
     """A lab of its own (the shared one stays untouched) with a [replication] section, on
@@ -86,19 +81,12 @@ def repl_lab(request, tmp_path_factory):
     try:
         a, b = lab.topology["nodes"]
         psql(a, SCHEMA)
-        pw = lab.dir.parent / "repl_password"
-        pw.write_text(REPL_PASSWORD + "\n")
+        # The lab's cluster.toml has a [replication] section referring to a password file;
+        # give it a password with a quote and a space to prove the quoting.
         text = lab.config_path.read_text()
-        assert "[replication]" not in text
-        text += (
-            "\n[replication]\n"
-            f"password = {json.dumps('file:' + str(pw))}\n"
-            f"pg_dump_command = {json.dumps(tool(a, 'pg_dump'))}\n"
-            f"psql_command = {json.dumps(tool(b, 'psql'))}\n"
-        )
-        path = lab.dir.parent / "cluster-replication.toml"
-        path.write_text(text)
-        lab.repl_config = path
+        assert "[replication]" in text
+        (lab.dir / "replication.password").write_text(REPL_PASSWORD + "\n")
+        lab.repl_config = lab.config_path
         yield lab
     finally:
         lab.down()

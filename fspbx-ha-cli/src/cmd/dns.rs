@@ -80,20 +80,6 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-/// The provider section of the configuration, typed.
-fn provider_config(config: &ClusterConfig) -> Result<ProviderConfig, DnsError> {
-    let value = serde_json::to_value(&config.floating.provider)
-        .map_err(|e| invalid_provider(e.to_string()))?;
-    serde_json::from_value(value).map_err(|e| invalid_provider(e.to_string()))
-}
-
-fn invalid_provider(reason: String) -> DnsError {
-    DnsError::InvalidInput {
-        field: "floating.provider",
-        value: "(see the configuration file)".into(),
-        reason,
-    }
-}
 
 /// Resolves `--to`: a node name, `a`/`b`, or addresses.
 fn target(config: &ClusterConfig, to: &str) -> Result<(Option<String>, Vec<IpAddr>), DnsError> {
@@ -156,7 +142,7 @@ struct Ctx {
 
 impl Ctx {
     fn new(config: &ClusterConfig) -> Result<Ctx, DnsError> {
-        let provider_cfg = provider_config(config)?;
+        let provider_cfg = config.floating.provider.clone();
         let provider = provider_cfg.build(&config.floating.zone)?;
         Ok(Ctx {
             provider,

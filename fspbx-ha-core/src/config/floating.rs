@@ -18,7 +18,7 @@ pub struct FloatingSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nameservers: Vec<String>,
     /// The DNS provider and its credentials.
-    pub provider: toml::Table,
+    pub provider: fspbx_ha_dns::ProviderConfig,
 }
 
 fn default_ttl() -> u32 {

@@ -10,6 +10,18 @@ package only re-exports them.
 """
 
 from ._native import (
+    DnsProvider,
+    Route53,
+    Cloudflare,
+    Rfc2136,
+    wait_propagated,
+    DnsError,
+    DnsCasMismatchError,
+    DnsAuthError,
+    DnsZoneNotFoundError,
+    DnsThrottledError,
+    DnsTimeoutError,
+    DnsInputError,
     CheckItem,
     CheckReport,
     ClusterConfig,
@@ -20,6 +32,7 @@ from ._native import (
     Node,
     PolicyAction,
     PostgresError,
+    ReplicationError,
     ApplyReport,
     ReplicationPair,
     ReplicationPlan,
@@ -32,6 +45,18 @@ from ._native import (
 )
 
 __all__ = [
+    "DnsProvider",
+    "Route53",
+    "Cloudflare",
+    "Rfc2136",
+    "wait_propagated",
+    "DnsError",
+    "DnsCasMismatchError",
+    "DnsAuthError",
+    "DnsZoneNotFoundError",
+    "DnsThrottledError",
+    "DnsTimeoutError",
+    "DnsInputError",
     "CheckItem",
     "CheckReport",
     "ClusterConfig",
@@ -42,6 +67,7 @@ __all__ = [
     "Node",
     "PolicyAction",
     "PostgresError",
+    "ReplicationError",
     "ApplyReport",
     "ReplicationPair",
     "ReplicationPlan",

@@ -1,7 +1,7 @@
 """Type stubs of the native module (the Rust library's bindings)."""
 
 from os import PathLike
-from typing import List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 __version__: str
 
@@ -27,6 +27,9 @@ class PostgresError(FspbxHaError):
 
 class LocalIoError(FspbxHaError):
     """A local file could not be written."""
+
+class ReplicationError(FspbxHaError):
+    """Replication refused or a step failed; the message names node, step and fix."""
 
 class Node:
     """One node of the pair."""
@@ -145,3 +148,175 @@ class FailoverPolicy:
     def active(self) -> Optional[str]: ...
     @property
     def pending_flip(self) -> Optional[str]: ...
+
+
+class DnsError(FspbxHaError):
+    """DNS provider or DNS server error. ``provider`` names it when known."""
+
+    provider: Optional[str]
+    found: Optional[Dict[str, Any]]
+
+class DnsCasMismatchError(DnsError):
+    """The compare-and-swap guard failed; nothing was changed. ``found`` is the record set
+    there now (``{"name", "kind", "ttl", "values"}``) or None."""
+
+class DnsAuthError(DnsError):
+    """The provider refused the credentials, or the DNS server the TSIG key."""
+
+class DnsZoneNotFoundError(DnsError):
+    """The zone is unknown to the provider."""
+
+class DnsThrottledError(DnsError):
+    """The provider kept throttling the requests."""
+
+class DnsTimeoutError(DnsError):
+    """A DNS operation did not finish in time."""
+
+class DnsInputError(DnsError):
+    """A name, value, TTL or provider setting is not acceptable."""
+
+class DnsProvider:
+    """Base class of Route53, Cloudflare and Rfc2136."""
+
+    @staticmethod
+    def from_config(config: ClusterConfig) -> "DnsProvider": ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def zone(self) -> str: ...
+    def capabilities(self) -> Dict[str, Any]: ...
+    def get(self, name: str, kind: str = "A") -> Optional[Dict[str, Any]]: ...
+    def set(
+        self,
+        name: str,
+        values: List[str],
+        ttl: int = 60,
+        kind: Optional[str] = None,
+        expect: Optional[List[str]] = None,
+    ) -> Dict[str, Any]: ...
+    def wait_applied(self, receipt: Dict[str, Any], timeout_s: float = 60.0) -> None: ...
+    def flip(
+        self, name: str, to: List[str], ttl: int = 60, expected: Optional[List[str]] = None
+    ) -> List[Dict[str, Any]]: ...
+
+class Route53(DnsProvider):
+    def __init__(
+        self,
+        zone: str,
+        access_key_id: str,
+        secret_access_key: str,
+        hosted_zone_id: Optional[str] = None,
+        endpoint: Optional[str] = None,
+        region: Optional[str] = None,
+    ) -> None: ...
+
+class Cloudflare(DnsProvider):
+    def __init__(
+        self,
+        zone: str,
+        api_token: str,
+        zone_id: Optional[str] = None,
+        endpoint: Optional[str] = None,
+        per_page: Optional[int] = None,
+    ) -> None: ...
+
+class Rfc2136(DnsProvider):
+    def __init__(
+        self,
+        server: str,
+        zone: str,
+        key_name: Optional[str] = None,
+        key_secret: Optional[str] = None,
+        algorithm: str = "hmac-sha256",
+    ) -> None: ...
+
+def wait_propagated(
+    zone: str,
+    servers: List[str],
+    name: str,
+    want: List[str],
+    kind: str = "A",
+    timeout_s: float = 30.0,
+    interval_s: float = 0.2,
+    old_ttl: Optional[int] = None,
+) -> Dict[str, Any]: ...
+
+class ReplicationPlan:
+    """A replication plan (setup or teardown). Secrets show as ``<redacted>``."""
+
+    @property
+    def kind(self) -> str:
+        """``setup`` or ``teardown``."""
+    @property
+    def step_ids(self) -> List[str]: ...
+    @property
+    def steps(self) -> List[Dict[str, Any]]:
+        """Each: id, side, node, action, why, destructive, postcondition."""
+    @property
+    def adopted(self) -> List[str]: ...
+    @property
+    def notes(self) -> List[str]: ...
+    @property
+    def is_empty(self) -> bool: ...
+    @property
+    def is_destructive(self) -> bool: ...
+    def render(self) -> str: ...
+    def to_json(self) -> str: ...
+    def __len__(self) -> int: ...
+
+class ApplyReport:
+    """What ``ReplicationPair.apply`` did."""
+
+    @property
+    def executed(self) -> int: ...
+    @property
+    def steps(self) -> List[Dict[str, Any]]:
+        """Each: id, node, result (``executed`` or ``already_done``), elapsed_s."""
+    @property
+    def elapsed_s(self) -> float: ...
+    def to_json(self) -> str: ...
+
+class ReplicationStatus:
+    """Health of both replication directions."""
+
+    @property
+    def verdict(self) -> str:
+        """``healthy``, ``degraded`` or ``broken``."""
+    @property
+    def reasons(self) -> List[str]: ...
+    @property
+    def directions(self) -> List[Dict[str, Any]]: ...
+    def render(self) -> str: ...
+    def to_json(self) -> str: ...
+
+class VerifyReport:
+    """Table-by-table comparison of the two nodes."""
+
+    @property
+    def clean(self) -> bool: ...
+    @property
+    def differing(self) -> List[str]: ...
+    @property
+    def rows_compared(self) -> int: ...
+    @property
+    def tables(self) -> List[Dict[str, Any]]: ...
+    def render(self) -> str: ...
+    def to_json(self) -> str: ...
+
+class ReplicationPair:
+    """Connections to both nodes' PostgreSQL for replication work (blocking calls release the GIL)."""
+
+    @staticmethod
+    def connect(config: ClusterConfig) -> ReplicationPair: ...
+    def plan(self, *, allow_restart: bool = False, destructive: bool = False) -> ReplicationPlan: ...
+    def apply(
+        self,
+        plan: ReplicationPlan,
+        *,
+        progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+    ) -> ApplyReport:
+        """``progress`` gets ``{"event": "step_started"|"step_finished"|"copy", ...}``."""
+    def status(self) -> ReplicationStatus: ...
+    def verify(self) -> VerifyReport: ...
+    def teardown_plan(self) -> ReplicationPlan: ...
+    def inventories(self) -> Tuple[Dict[str, Any], Dict[str, Any]]: ...
