@@ -23,7 +23,11 @@ step "starting the two-node lab in $LAB_DIR"
 CONFIG="$LAB_DIR/cluster.toml"
 ha() { "$BIN/fspbx-ha" --config "$CONFIG" "$@"; }
 
-step "fspbx-ha check (preflight of both nodes)"
+step "fspbx-ha dns apply (node records and the floating record on the lab's Knot, RFC 2136 + TSIG)"
+ha dns apply
+ha dns verify >/dev/null
+
+step "fspbx-ha check (preflight of both nodes, and the three DNS names at both servers)"
 ha check
 
 step "fspbx-ha replication apply (bi-directional logical replication; re-runs change nothing)"
@@ -31,9 +35,6 @@ ha replication apply
 step "fspbx-ha replication apply, again: nothing left to do"
 ha replication apply 2>/dev/null
 
-step "fspbx-ha dns apply (node records and the floating record on the lab's Knot, RFC 2136 + TSIG)"
-ha dns apply
-ha dns verify >/dev/null
 step "fspbx-ha dns show"
 ha dns show
 

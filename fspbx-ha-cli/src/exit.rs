@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use fspbx_ha_core::{Error as CoreError, ErrorFamily};
+use fspbx_ha_core::{Error as CoreError, ErrorClass};
 
 /// Exit code: a check failed or the operation reported failure.
 pub(crate) const FAILED: u8 = 1;
@@ -11,12 +11,20 @@ pub(crate) const USAGE: u8 = 2;
 /// Exit code: could not complete.
 pub(crate) const RUNTIME: u8 = 3;
 
-/// The exit code for an error: configuration problems are usage errors, the rest runtime.
-fn code_of(e: &anyhow::Error) -> u8 {
-    match e.downcast_ref::<CoreError>().map(CoreError::family) {
-        Some(ErrorFamily::Config | ErrorFamily::Secret) => USAGE,
+/// The exit code of an error class (the library classifies, [`CoreError::class`]).
+pub(crate) fn code(class: ErrorClass) -> u8 {
+    match class {
+        ErrorClass::Refused => FAILED,
+        ErrorClass::Usage => USAGE,
         _ => RUNTIME,
     }
+}
+
+/// The exit code for an error: configuration problems are usage errors, a lost
+/// compare-and-swap a failure, the rest runtime.
+fn code_of(e: &anyhow::Error) -> u8 {
+    e.downcast_ref::<CoreError>()
+        .map_or(RUNTIME, |e| code(e.class()))
 }
 
 /// Prints `e` on stderr (or as JSON on stdout) and returns its exit code.
@@ -33,7 +41,10 @@ pub(crate) fn report(e: &anyhow::Error, json: bool) -> ExitCode {
             "error": format!("{e:#}"),
             "problems": problems,
         });
-        println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&body).unwrap_or_default()
+        );
     } else {
         eprintln!("error: {e:#}");
     }

@@ -341,7 +341,10 @@ pub enum Error {
 
     // ---------------------------------------------------------------- PostgreSQL
     /// Connecting to a node's PostgreSQL failed.
-    #[error("node {node}: cannot connect to PostgreSQL at {target}: {}", pg_reason(source))]
+    #[error(
+        "node {node}: cannot connect to PostgreSQL at {target}: {}",
+        pg_reason(source)
+    )]
     PgConnect {
         /// Node name.
         node: String,
@@ -562,6 +565,15 @@ pub enum Error {
         reason: String,
     },
 
+    // ---------------------------------------------------------------- DNS
+    /// A DNS operation on the floating record or the node records failed (the message names
+    /// the provider, the record and what to do).
+    #[error(transparent)]
+    Dns {
+        /// The DNS library's error (boxed: it is large).
+        source: Box<fspbx_ha_dns::Error>,
+    },
+
     // ---------------------------------------------------------------- probes
     /// A probe's URL cannot be used.
     #[error(
@@ -599,7 +611,18 @@ pub enum Error {
 
 impl From<fspbx_ha_sync::Error> for Error {
     fn from(source: fspbx_ha_sync::Error) -> Self {
-        Error::Sync { node: source.node().map(str::to_owned), source: Box::new(source) }
+        Error::Sync {
+            node: source.node().map(str::to_owned),
+            source: Box::new(source),
+        }
+    }
+}
+
+impl From<fspbx_ha_dns::Error> for Error {
+    fn from(source: fspbx_ha_dns::Error) -> Self {
+        Error::Dns {
+            source: Box::new(source),
+        }
     }
 }
 
@@ -638,6 +661,23 @@ pub enum ErrorFamily {
     Sync,
     /// Health probes: a probe that cannot be set up.
     Probe,
+    /// DNS: the floating record's provider or the authoritative servers.
+    Dns,
+}
+
+/// How a frontend reports an error to its caller (the CLI's exit code: 1 refused, 2 usage,
+/// 3 runtime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// The operation ran and was refused by its guard: a lost compare-and-swap (the record was
+    /// not what was expected; nothing changed).
+    Refused,
+    /// Bad input, configuration or secret reference: fix the call or the file.
+    Usage,
+    /// Could not complete (network, server, provider).
+    Runtime,
 }
 
 impl Error {
@@ -645,9 +685,10 @@ impl Error {
     pub fn family(&self) -> ErrorFamily {
         use Error::*;
         match self {
-            ConfigRead { .. } | ConfigSyntax { .. } | ConfigInvalid { .. } | AlreadyExists { .. } => {
-                ErrorFamily::Config
-            }
+            ConfigRead { .. }
+            | ConfigSyntax { .. }
+            | ConfigInvalid { .. }
+            | AlreadyExists { .. } => ErrorFamily::Config,
             Secret { .. } => ErrorFamily::Secret,
             WriteFile { .. } => ErrorFamily::Io,
             SshKeyRead { .. }
@@ -685,6 +726,28 @@ impl Error {
             Sync { .. } => ErrorFamily::Sync,
             ProbeUrl { .. } | ProbeNeedsSsh { .. } => ErrorFamily::Config,
             ProbeClient { .. } => ErrorFamily::Probe,
+            Dns { .. } => ErrorFamily::Dns,
+        }
+    }
+
+    /// How a frontend reports this error: a lost compare-and-swap is [`ErrorClass::Refused`];
+    /// configuration, secrets and bad DNS input are [`ErrorClass::Usage`]; the rest
+    /// [`ErrorClass::Runtime`].
+    pub fn class(&self) -> ErrorClass {
+        use fspbx_ha_dns::Error as D;
+        match self {
+            Error::Dns { source } => match source.as_ref() {
+                D::CasMismatch { .. } => ErrorClass::Refused,
+                D::InvalidInput { .. }
+                | D::NameNotInZone { .. }
+                | D::ValueKindMismatch { .. }
+                | D::Secret { .. } => ErrorClass::Usage,
+                _ => ErrorClass::Runtime,
+            },
+            e => match e.family() {
+                ErrorFamily::Config | ErrorFamily::Secret => ErrorClass::Usage,
+                _ => ErrorClass::Runtime,
+            },
         }
     }
 }

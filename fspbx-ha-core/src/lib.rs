@@ -7,6 +7,8 @@
 //! - [`replication`]: PostgreSQL logical replication both ways: plan, apply, status, verify,
 //!   teardown.
 //! - [`files`]: the Syncthing pair: pairing plan/apply, sync status and wait, conflict counts.
+//! - [`floating`]: the floating record and the node records: show, flip with compare-and-swap,
+//!   verify at the authoritative servers, plan/apply.
 //! - [`probe`]: health probes (SIP OPTIONS, HTTP(S), TCP, PostgreSQL, Syncthing) run concurrently.
 //!
 //! All logic lives here; the CLI and the Python module only translate.
@@ -15,6 +17,7 @@ pub mod check;
 pub mod config;
 pub mod failover;
 pub mod files;
+pub mod floating;
 mod error;
 pub mod pg;
 pub mod probe;
@@ -22,5 +25,5 @@ pub mod replication;
 pub mod shell;
 pub mod ssh;
 
-pub use error::{Error, ErrorFamily, Result};
+pub use error::{Error, ErrorClass, ErrorFamily, Result};
 pub use fspbx_ha_secret::{Secret, SecretRef};

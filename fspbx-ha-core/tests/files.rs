@@ -224,3 +224,81 @@ async fn wrong_key_and_missing_section_are_clear() {
     );
     assert_eq!(err.family(), ErrorFamily::Config);
 }
+
+/// A read-only bind mount of a directory onto itself, undone on drop (also when a test fails).
+struct ReadOnly(PathBuf);
+
+impl ReadOnly {
+    fn mount(dir: &std::path::Path) -> ReadOnly {
+        let run = |args: &[&str]| {
+            let st = std::process::Command::new("mount")
+                .args(args)
+                .arg(dir)
+                .arg(dir)
+                .status()
+                .unwrap();
+            assert!(st.success(), "mount {args:?} failed");
+        };
+        run(&["--bind"]);
+        let guard = ReadOnly(dir.to_owned());
+        let st = std::process::Command::new("mount")
+            .args(["-o", "remount,bind,ro"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "remount ro failed");
+        guard
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_folder_is_named_by_the_ssh_check_and_by_the_daemon() {
+    let lab = Lab::start();
+    let ro = local(&lab.st[1], REC);
+    let _guard = ReadOnly::mount(&ro);
+    assert!(
+        std::fs::write(ro.join("probe"), b"x").is_err(),
+        "the bind mount is read-only"
+    );
+
+    // Over SSH: refused before any change.
+    let files = Files::connect(&lab.config(), lab.options()).await.unwrap();
+    let err = files.apply().await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("node b: folder")
+            && text.contains("is not writable by root (checked over SSH)"),
+        "{text}"
+    );
+    assert_eq!(
+        files.pair().clients()[1].devices().await.unwrap().len(),
+        1,
+        "nothing changed on b"
+    );
+
+    // Without SSH the daemon itself reports the folder unusable after the change.
+    let options = FilesOptions {
+        ssh: false,
+        ..lab.options()
+    };
+    // The APIs listen on 127.0.0.1 of the (shared) machine: reach them directly this time.
+    let mut config = lab.config();
+    for n in &mut config.nodes {
+        n.syncthing.as_mut().unwrap().via_ssh = false;
+    }
+    let direct = Files::connect(&config, options).await.unwrap();
+    let err = direct.apply().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Sync { node: Some(n), source } if n == "b"
+            && matches!(&**source, fspbx_ha_sync::Error::FolderUnusable { folder, .. }
+                if *folder == fspbx_ha_sync::stable_folder_id(REC))),
+        "{err:?}"
+    );
+    eprintln!("daemon says: {err}");
+}

@@ -166,6 +166,24 @@ async fn sip_nothing_listening_is_refused_at_once() {
     assert!(o.latency < timeout, "{o}");
 }
 
+/// The lab responder changes how it answers on the same port (a SIP stack that hangs while
+/// its process lives, then recovers).
+#[tokio::test]
+async fn sip_responder_that_stops_answering_then_recovers() {
+    let mut k = kamailio(OptionsReply::Ok);
+    let port = k.port();
+    k.set_reply(OptionsReply::Silent).unwrap();
+    assert_eq!(k.port(), port);
+    let o = observe(&sip(&k, SipTransport::Udp).with_timeout(Duration::from_millis(300))).await;
+    assert!(
+        !o.ok && o.detail.starts_with("no answer within 300ms"),
+        "{o}"
+    );
+    k.set_reply(OptionsReply::Ok).unwrap();
+    let o = observe(&sip(&k, SipTransport::Udp)).await;
+    assert!(o.ok && o.detail.starts_with("200 OK"), "{o}");
+}
+
 #[tokio::test]
 async fn sip_stopped_then_restarted_responder() {
     let mut k = kamailio(OptionsReply::Ok);

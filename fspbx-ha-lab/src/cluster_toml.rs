@@ -82,6 +82,16 @@ pub fn cluster_toml(topology: &LabTopology) -> String {
         );
         let _ = writeln!(t, "via_ssh = {}", i == 0);
         let _ = writeln!(t, "connect_timeout = \"5s\"\n");
+        if let Some(sip) = &n.sip {
+            // The SIP responder stands in for FreeSWITCH: the failover controller watches it.
+            let _ = writeln!(t, "[nodes.probes]");
+            let _ = writeln!(
+                t,
+                "sip = {{ host = {}, port = {}, transport = \"udp\" }}\n",
+                q(n.ip.to_string()),
+                sip.port
+            );
+        }
     }
     let _ = writeln!(t, "[floating]");
     let _ = writeln!(t, "zone = {}", q(LAB_ZONE));

@@ -18,6 +18,8 @@
 //! PostgreSQL keeps its files in a scratch directory on tmpfs ([`paths::scratch_root`], four
 //! times faster than disk here), recorded in [`LabTopology::scratch`]:
 //! `<scratch>/a/` holds node A's `data/`, `run/` (socket), `postgresql.log` and `password`.
+//! With [`LabOptions::sip`] each node also runs Kamailio answering SIP OPTIONS (`a/sip/`), the
+//! stand-in for FreeSWITCH that the SIP probe and the failover controller watch.
 //! Further components (Syncthing, Knot, ...) slot in as another per-node field of [`LabNode`]
 //! and [`NodeTopology`] and another [`Component`].
 
@@ -29,6 +31,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster_toml::{LAB_ZONE, LabDns};
+use crate::kamailio::{Kamailio, KamailioOptions};
 use crate::knot::{Knot, KnotOptions};
 use crate::paths;
 use crate::postgres::{FUSIONPBX, PgFlavor, PgOptions, PgServer};
@@ -59,6 +62,8 @@ pub struct LabOptions {
     /// Also run the zone's authoritative DNS: Knot on 127.0.0.53 taking TSIG-signed RFC 2136
     /// updates, and a secondary on 127.0.0.54 fed by NOTIFY + zone transfer.
     pub dns: bool,
+    /// Also run a SIP OPTIONS responder (Kamailio) on each node, standing in for FreeSWITCH.
+    pub sip: bool,
 }
 
 impl LabOptions {
@@ -73,6 +78,7 @@ impl LabOptions {
             pg_settings_a: Vec::new(),
             pg_settings_b: Vec::new(),
             dns: false,
+            sip: false,
         }
     }
 }
@@ -88,6 +94,8 @@ pub enum Component {
     Sshd,
     /// An authoritative DNS server (knotd).
     Knot,
+    /// A SIP OPTIONS responder (Kamailio) standing in for FreeSWITCH.
+    Kamailio,
 }
 
 /// One process the lab started, enough to stop it by PID later.
@@ -191,6 +199,18 @@ pub struct NodeTopology {
     pub pg: PgTopology,
     /// Its sshd.
     pub ssh: SshTopology,
+    /// Its SIP responder, when the lab runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip: Option<SipTopology>,
+}
+
+/// A node's SIP OPTIONS responder (Kamailio) as a config needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SipTopology {
+    /// UDP and TCP port on the node's IP.
+    pub port: u16,
+    /// Kamailio's log.
+    pub log_file: PathBuf,
 }
 
 /// The lab's authoritative DNS (Knot): where updates go and which servers to check.
@@ -287,6 +307,8 @@ pub struct LabNode {
     pub sshd: Sshd,
     /// Its client key for reaching the peer node (authorized there only).
     pub peer_key: ClientKey,
+    /// Its SIP OPTIONS responder (with [`LabOptions::sip`]).
+    pub sip: Option<Kamailio>,
 }
 
 /// The running two-node lab; dropping it stops every process by PID.
@@ -345,6 +367,7 @@ impl Lab {
                         operator_key.public_line().to_owned(),
                         peer.public_line().to_owned(),
                     ],
+                    sip: opts.sip,
                 }
             };
         let spec_a = spec(
@@ -371,8 +394,8 @@ impl Lab {
             (join(a), join(b))
         });
         // If one node failed, the other's servers stop as its parts are dropped here.
-        let (pg_a, sshd_a, pg_b, sshd_b) = match (a, b) {
-            (Ok((pg_a, sshd_a)), Ok((pg_b, sshd_b))) => (pg_a, sshd_a, pg_b, sshd_b),
+        let ((pg_a, sshd_a, sip_a), (pg_b, sshd_b, sip_b)) = match (a, b) {
+            (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => {
                 let _ = std::fs::remove_dir_all(&scratch);
                 return Err(e);
@@ -407,6 +430,7 @@ impl Lab {
                     pg: pg_a,
                     sshd: sshd_a,
                     peer_key: key_a,
+                    sip: sip_a,
                 },
                 LabNode {
                     name: "b".into(),
@@ -414,6 +438,7 @@ impl Lab {
                     pg: pg_b,
                     sshd: sshd_b,
                     peer_key: key_b,
+                    sip: sip_b,
                 },
             ],
             detached: false,
@@ -476,6 +501,15 @@ impl Lab {
                 if let Some(g) = n.sshd.guard().filter(|g| g.is_running()) {
                     processes.push(ProcessRecord::from_guard(&n.name, Component::Sshd, g));
                 }
+                let sip = n.sip.as_ref().map(|k| {
+                    if let Some(g) = k.guard().filter(|g| g.is_running()) {
+                        processes.push(ProcessRecord::from_guard(&n.name, Component::Kamailio, g));
+                    }
+                    SipTopology {
+                        port: k.port(),
+                        log_file: k.log_path(),
+                    }
+                });
                 NodeTopology {
                     name: n.name.clone(),
                     ip: n.ip,
@@ -500,6 +534,7 @@ impl Lab {
                         known_hosts_line: n.sshd.known_hosts_line(),
                         log_file: n.sshd.log_path(),
                     },
+                    sip,
                 }
             })
             .collect();
@@ -540,6 +575,9 @@ impl Lab {
         for node in self.nodes.drain(..) {
             node.pg.detach();
             node.sshd.detach();
+            if let Some(k) = node.sip {
+                k.detach();
+            }
         }
         topology
     }
@@ -553,6 +591,9 @@ impl Drop for Lab {
         for node in &mut self.nodes {
             node.pg.stop();
             node.sshd.stop();
+            if let Some(k) = node.sip.as_mut() {
+                k.stop();
+            }
         }
         // Nothing recorded runs any more.
         let _ = std::fs::remove_file(self.dir.join(LAB_JSON));
@@ -567,9 +608,10 @@ struct NodeSpec {
     node_dir: PathBuf,
     pg: PgOptions,
     authorized: Vec<String>,
+    sip: bool,
 }
 
-fn start_node(spec: NodeSpec) -> Result<(PgServer, Sshd), Error> {
+fn start_node(spec: NodeSpec) -> Result<(PgServer, Sshd, Option<Kamailio>), Error> {
     let t = std::time::Instant::now();
     let pg = PgServer::start(spec.pg)?;
     let sshd = Sshd::start(SshdOptions {
@@ -578,8 +620,18 @@ fn start_node(spec: NodeSpec) -> Result<(PgServer, Sshd), Error> {
         authorized_keys: spec.authorized,
         ..SshdOptions::default()
     })?;
+    let sip = if spec.sip {
+        Some(Kamailio::start(KamailioOptions {
+            ip: spec.ip,
+            name: format!("sip-{}", spec.name),
+            dir: Some(spec.node_dir.join("sip")),
+            ..KamailioOptions::default()
+        })?)
+    } else {
+        None
+    };
     tracing::info!(node = %spec.name, elapsed = ?t.elapsed(), "lab node up");
-    Ok((pg, sshd))
+    Ok((pg, sshd, sip))
 }
 
 fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T, Error>>) -> Result<T, Error> {

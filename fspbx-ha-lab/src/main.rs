@@ -97,6 +97,7 @@ fn run(cli: Cli, out: &mut String) -> anyhow::Result<()> {
             let options = LabOptions {
                 pg,
                 dns: true,
+                sip: true,
                 node_b_pg: pg_b,
                 wal_level_a,
                 wal_level_b,
@@ -246,6 +247,15 @@ fn print_summary(out: &mut String, t: &LabTopology) {
             n.ssh.port,
             pid(lab::Component::Sshd),
         );
+        if let Some(sip) = &n.sip {
+            outln!(
+                out,
+                "  sip:   sipsak -s sip:ping@{}:{} (pid {})",
+                n.ip,
+                sip.port,
+                pid(lab::Component::Kamailio)
+            );
+        }
         outln!(
             out,
             "  psql:  PGPASSWORD=\"$(cat {})\" psql -h {} -p {} -U {} {}",

@@ -370,3 +370,57 @@ fn binary_names_install_sh_when_postgres_is_missing_and_recovers() {
         "down removes the scratch data"
     );
 }
+
+/// `sipsak` OPTIONS to `ip:port`: true when a `200` came back (sipsak exits 0 only then).
+fn sip_ok(ip: std::net::IpAddr, port: u16) -> bool {
+    Command::new("sipsak")
+        .args(["-s", &format!("sip:ping@{ip}:{port}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn sip_lab_runs_a_responder_per_node_in_topology_and_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = Lab::start(LabOptions {
+        sip: true,
+        ..LabOptions::new(dir.path())
+    })
+    .unwrap();
+    let t = lab.topology();
+    assert_eq!(
+        LabTopology::read(dir.path()).unwrap().as_ref(),
+        Some(&t),
+        "lab.json records the SIP responders"
+    );
+    let sip_pids: Vec<_> = t
+        .processes
+        .iter()
+        .filter(|p| p.component == Component::Kamailio)
+        .collect();
+    assert_eq!(sip_pids.len(), 2, "{:?}", t.processes);
+    for n in &t.nodes {
+        let sip = n.sip.as_ref().expect("sip topology");
+        assert!(sip_ok(n.ip, sip.port), "node {} answers OPTIONS", n.name);
+    }
+    let toml = fspbx_ha_lab::cluster_toml::cluster_toml(&t);
+    let a = t.node("a").unwrap();
+    let line = format!(
+        "sip = {{ host = \"127.0.0.2\", port = {}, transport = \"udp\" }}",
+        a.sip.as_ref().unwrap().port
+    );
+    assert!(toml.contains(&line), "{toml}");
+
+    // Node loss: SIGKILL takes the responder away; it comes back on the same port.
+    let port_a = a.sip.as_ref().unwrap().port;
+    lab.a_mut().sip.as_mut().unwrap().kill_hard();
+    assert!(!sip_ok(a.ip, port_a), "a killed responder does not answer");
+    lab.a_mut().sip.as_mut().unwrap().start_again().unwrap();
+    assert!(sip_ok(a.ip, port_a));
+
+    drop(lab);
+    for p in &sip_pids {
+        assert!(!p.is_alive(), "Kamailio pid {} outlived the lab", p.pid);
+    }
+}

@@ -1,6 +1,7 @@
 //! DNS for Python: the providers `Route53`, `Cloudflare` and `Rfc2136` (one base class
-//! `DnsProvider`), compare-and-swap flips, and propagation checks at the authoritative servers.
-//! All logic is in `fspbx_ha_dns`; records and reports cross as dicts (through JSON).
+//! `DnsProvider`), compare-and-swap flips, propagation checks at the authoritative servers, and
+//! `Floating`, the cluster's floating and node records from its configuration. All logic is in
+//! `fspbx_ha_dns` and `fspbx_ha_core::floating`; records and reports cross as dicts (JSON).
 //!
 //! ```text
 //! FspbxHaError
@@ -17,13 +18,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use fspbx_ha_core::floating::{DEFAULT_NODE_TTL, FlipOptions, Floating};
 use fspbx_ha_dns::cloudflare::{Cloudflare, CloudflareConfig};
 use fspbx_ha_dns::propagation::Checker;
 use fspbx_ha_dns::rfc2136::{Rfc2136, TsigAlg, TsigKey};
 use fspbx_ha_dns::route53::{Route53, Route53Config};
-use fspbx_ha_dns::{
-    Change, ChangeReceipt, DnsProvider, Error, Expected, RecordKind, Url,
-};
+use fspbx_ha_dns::{Change, ChangeReceipt, DnsProvider, Error, Expected, RecordKind, Url};
 use fspbx_ha_secret::Secret;
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
@@ -416,6 +416,131 @@ fn wait_propagated(
     as_py(py, &report)
 }
 
+/// Maps a core error: DNS errors to the DNS hierarchy above, the rest by family.
+fn floating_err(py: Python<'_>, e: fspbx_ha_core::Error) -> PyErr {
+    match e {
+        fspbx_ha_core::Error::Dns { source } => dns_err(py, *source),
+        other => crate::errors::core_err(py, other),
+    }
+}
+
+/// The cluster's floating record and node records (`fspbx-ha dns …`), from the configuration.
+/// All logic is in `fspbx_ha_core::floating`; reports are dicts.
+#[pyclass(name = "Floating", module = "fspbx_ha", frozen)]
+pub(crate) struct PyFloating {
+    inner: Arc<Floating>,
+}
+
+impl PyFloating {
+    fn run<T, F>(&self, py: Python<'_>, f: impl FnOnce(Arc<Floating>) -> F) -> PyResult<Py<PyAny>>
+    where
+        T: Serialize + Send,
+        F: std::future::Future<Output = fspbx_ha_core::Result<T>> + Send,
+    {
+        let r = block_on(py, f(self.inner.clone())).map_err(|e| floating_err(py, e))?;
+        as_py(py, &r)
+    }
+}
+
+#[pymethods]
+impl PyFloating {
+    /// `Floating(config)`: builds the provider of `[floating.provider]` (secret references are
+    /// resolved now).
+    #[new]
+    fn new(py: Python<'_>, config: &PyClusterConfig) -> PyResult<Self> {
+        let inner = Floating::new(&config.inner).map_err(|e| floating_err(py, e))?;
+        Ok(PyFloating {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The floating name.
+    #[getter]
+    fn name(&self) -> String {
+        self.inner.name().to_owned()
+    }
+
+    /// The zone.
+    #[getter]
+    fn zone(&self) -> String {
+        self.inner.zone().to_owned()
+    }
+
+    /// What the provider holds for the floating and node records, the active node, and what
+    /// every authoritative server answers (`{"floating", "active_node", "nodes", "servers", …}`).
+    fn show(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.run(py, |f| async move { f.show().await })
+    }
+
+    /// Points the floating record at `to` (`"a"`, `"b"`, a node or host name, or addresses
+    /// `"192.0.2.10,2001:db8::10"`), guarded by compare-and-swap against `expect` (addresses;
+    /// `[]`: must not exist) or what it holds now; then waits up to `wait` seconds for the
+    /// provider and every authoritative server (`wait=None`: does not wait for the servers).
+    /// A lost guard raises DnsCasMismatchError. Returns the report (`steps`, `propagation`,
+    /// `all_servers_answer`, `clients_moved_by`).
+    #[pyo3(signature = (to, expect=None, ttl=None, wait=Some(90.0)))]
+    fn flip(
+        &self,
+        py: Python<'_>,
+        to: &str,
+        expect: Option<Vec<String>>,
+        ttl: Option<u32>,
+        wait: Option<f64>,
+    ) -> PyResult<Py<PyAny>> {
+        let target = self
+            .inner
+            .resolve_target(to, "to")
+            .map_err(|e| floating_err(py, e))?;
+        let mut options = FlipOptions::default();
+        options.expect = expect.map(|e| ips(&e, "expect")).transpose()?;
+        options.ttl = ttl;
+        options.wait_for_servers = wait.is_some();
+        if let Some(w) = wait {
+            options.timeout = secs(w, "wait")?;
+        }
+        self.run(py, |f| async move { f.flip(&target, &options).await })
+    }
+
+    /// Waits up to `timeout` seconds until every authoritative server answers `to` (default:
+    /// what the provider holds). Returns `{"ok", "reports", "clients_moved_by"}`; `ok` is False
+    /// when some server still lags.
+    #[pyo3(signature = (to=None, timeout=90.0))]
+    fn verify(&self, py: Python<'_>, to: Option<&str>, timeout: f64) -> PyResult<Py<PyAny>> {
+        let target = match to {
+            Some(t) => Some(
+                self.inner
+                    .resolve_target(t, "to")
+                    .map_err(|e| floating_err(py, e))?,
+            ),
+            None => None,
+        };
+        let t = secs(timeout, "timeout")?;
+        self.run(py, |f| async move { f.verify(target.as_ref(), t).await })
+    }
+
+    /// What `apply` would create or correct: `{"applied": False, "steps", "changes": 0}`.
+    #[pyo3(signature = (node_ttl=DEFAULT_NODE_TTL))]
+    fn plan(&self, py: Python<'_>, node_ttl: u32) -> PyResult<Py<PyAny>> {
+        self.run(py, |f| async move { f.plan(node_ttl).await })
+    }
+
+    /// Creates or corrects both node records and the floating record (kept on the node it
+    /// points at, else node A), each write guarded by what the plan saw.
+    #[pyo3(signature = (node_ttl=DEFAULT_NODE_TTL))]
+    fn apply(&self, py: Python<'_>, node_ttl: u32) -> PyResult<Py<PyAny>> {
+        self.run(py, |f| async move { f.apply(node_ttl).await })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<Floating {} zone={} provider={}>",
+            self.inner.name(),
+            self.inner.zone(),
+            self.inner.provider().name()
+        )
+    }
+}
+
 /// Registers the DNS classes, function and exceptions.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -423,6 +548,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyRoute53>()?;
     m.add_class::<PyCloudflare>()?;
     m.add_class::<PyRfc2136>()?;
+    m.add_class::<PyFloating>()?;
     m.add_function(wrap_pyfunction!(wait_propagated, m)?)?;
     m.add("DnsError", py.get_type::<DnsError>())?;
     m.add("DnsCasMismatchError", py.get_type::<DnsCasMismatchError>())?;

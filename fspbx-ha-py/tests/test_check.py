@@ -6,8 +6,16 @@ import os
 import fspbx_ha
 
 
+def apply_dns(cfg):
+    """Creates the three names (`dns apply`) and waits until both servers answer them."""
+    floating = fspbx_ha.Floating(cfg)
+    floating.apply()
+    assert floating.verify(timeout=20.0)["ok"]
+
+
 def test_check_passes_on_the_lab(lab):
     cfg = fspbx_ha.ClusterConfig.load(lab.config_path)
+    apply_dns(cfg)
     report = fspbx_ha.check(cfg)
     failing = [i for i in report.items if i.status in ("fail", "skip")]
     assert report.ok, report.table()
@@ -17,6 +25,8 @@ def test_check_passes_on_the_lab(lab):
         assert report.find(node, "ssh.to_peer").status == "pass"
         assert report.find(node, "postgres.version").observed.startswith("PostgreSQL 17")
         assert report.find(node, "postgres.wal_level").observed == "wal_level = logical"
+        assert report.find(node, "dns.node_record").status == "pass"
+    assert report.find("dns", "dns.floating").status == "pass"
     data = json.loads(report.to_json())
     assert {i["check"] for i in data["items"]} >= {"ssh", "postgres.connect", "postgres.replica_identity"}
 

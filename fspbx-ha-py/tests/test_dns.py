@@ -221,3 +221,86 @@ def test_provider_from_cluster_config(knot, monkeypatch):
     with pytest.raises(fh.DnsInputError) as e:
         fh.DnsProvider.from_config(cfg)
     assert "FSPBX_HA_TSIG_KEY" in str(e.value) and "floating.provider.key_secret" in str(e.value)
+
+
+# ---- Floating: the cluster's floating and node records from its configuration, on the lab's
+# Knot (primary 127.0.0.53 + secondary 127.0.0.54, both asked for propagation).
+
+def lab_servers(lab):
+    return lab.topology["dns"]["servers"]
+
+
+def test_floating_apply_show_flip_verify_on_the_lab(lab):
+    cfg = fh.ClusterConfig.load(lab.config_path)
+    f = fh.Floating(cfg)
+    assert (f.name, f.zone) == ("pbx.example.test", "example.test")
+    assert "rfc2136" in repr(f)
+    servers = lab_servers(lab)
+    assert len(servers) == 2
+
+    # apply creates or corrects the three names; a plan afterwards has nothing to do.
+    applied = f.apply()
+    assert applied["applied"] is True
+    plan = f.plan()
+    assert plan["applied"] is False and plan["changes"] == 0
+    assert {s["desired"]["name"] for s in plan["steps"]} == {
+        "server1.example.test.", "server2.example.test.", "pbx.example.test."}
+    assert [s["action"]["action"] for s in plan["steps"]] == ["unchanged"] * 3
+    for addr in servers:
+        assert kdig(addr, "server1.example.test") == ["127.0.0.2"]
+        assert kdig(addr, "server2.example.test") == ["127.0.0.3"]
+
+    # Put it on node A, then flip to node B: both servers answer B, and the report says when
+    # clients holding A's answer (TTL 30) will have moved.
+    f.flip("a", wait=20.0)
+    shown = f.show()
+    assert shown["active_node"] == "a"
+    assert shown["provider"] == "rfc2136" and shown["atomic_cas"] is True
+    assert len(shown["servers"]) == 2 and shown["servers_error"] is None
+    assert all(s["outcome"]["values"] == ["127.0.0.2"] for s in shown["servers"])
+
+    r = f.flip("b", wait=20.0)
+    assert r["target_node"] == "b" and r["to"] == ["127.0.0.3"]
+    assert r["steps"][0]["from"]["values"] == ["127.0.0.2"]
+    assert r["all_servers_answer"] is True
+    assert r["propagation"][0]["old_ttl"] == 30
+    assert r["clients_moved_by"] is not None
+    for addr in servers:
+        assert kdig(addr, "pbx.example.test") == ["127.0.0.3"]
+    assert f.show()["active_node"] == "b"
+
+    # A stale guard: nothing changes, the error says what is there.
+    with pytest.raises(fh.DnsCasMismatchError) as e:
+        f.flip("a", expect=["127.0.0.9"], wait=None)
+    assert e.value.found["values"] == ["127.0.0.3"]
+    assert e.value.provider == "rfc2136"
+    assert kdig(servers[0], "pbx.example.test") == ["127.0.0.3"]
+
+    # verify: the current value is everywhere; a value nobody serves times out as ok=False.
+    v = f.verify(timeout=20.0)
+    assert v["ok"] is True and sorted(v["reports"][0]["verdict"]["moved"]) == sorted(servers)
+    late = f.verify(to="127.0.0.9", timeout=0.5)
+    assert late["ok"] is False
+    assert sorted(late["reports"][0]["verdict"]["lagging"]) == sorted(servers)
+    assert late["clients_moved_by"] is None
+
+    with pytest.raises(fh.DnsInputError) as e:
+        f.flip("nonsense")
+    assert "to" in str(e.value) and "`a`, `b` or IP addresses" in str(e.value)
+
+    # Back to node A, guarded by what we know is there.
+    back = f.flip("a", expect=["127.0.0.3"], wait=20.0)
+    assert back["all_servers_answer"] is True
+    assert kdig(servers[1], "pbx.example.test") == ["127.0.0.2"]
+
+
+def test_floating_unresolvable_tsig_reference_is_an_input_error(lab, monkeypatch):
+    key_file = lab.topology["dns"]["update"]["key_file"]
+    text = lab.config_path.read_text().replace(f'"file:{key_file}"', '"env:FSPBX_HA_TEST_UNSET_TSIG"')
+    monkeypatch.delenv("FSPBX_HA_TEST_UNSET_TSIG", raising=False)
+    with pytest.raises(fh.DnsInputError) as e:
+        fh.Floating(fh.ClusterConfig.from_toml(text))
+    assert "floating.provider.key_secret" in str(e.value)
+    assert "FSPBX_HA_TEST_UNSET_TSIG" in str(e.value)
+    secret = pathlib.Path(key_file).read_text().strip()
+    assert secret not in str(e.value)

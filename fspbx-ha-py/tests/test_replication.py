@@ -5,7 +5,6 @@ clean -> a second apply runs nothing -> teardown leaves no subscription, publica
 Node B starts empty: its schema is copied from node A over SSH, and pg_hba.conf gets the block.
 """
 
-import json
 import subprocess
 import time
 

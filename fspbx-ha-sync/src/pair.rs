@@ -188,9 +188,9 @@ impl SyncPair {
             });
         }
         progress(ApplyEvent::Verifying);
-        for (i, client) in self.clients.iter().enumerate() {
+        for (client, node) in self.clients.iter().zip(&self.intent.nodes) {
             for f in &plan.folders {
-                verify_folder(client, self.names()[i], f).await?;
+                verify_folder(client, &node.node, &f.id, &node.local_path(&f.path)).await?;
             }
         }
         Ok(ApplyReport {
@@ -203,19 +203,8 @@ impl SyncPair {
     /// The folders of the intent with resolved ids (as far as the daemons can be read).
     async fn folders(&self) -> Result<Vec<PlannedFolder>> {
         let (a, b) = tokio::join!(self.clients[0].folders(), self.clients[1].folders());
-        let obs = |fs: Result<Vec<crate::model::FolderConfig>>| {
-            fs.ok().map(|folders| Observed {
-                device_id: crate::DeviceId::parse(crate::plan::PLACEHOLDER_ID, "placeholder")
-                    .expect("valid"),
-                devices: vec![],
-                folders,
-                options: serde_json::Value::Null,
-                folder_template: None,
-                device_template: None,
-            })
-        };
-        let (a, b) = (obs(a), obs(b));
-        plan::resolve_folders(&self.intent, [a.as_ref(), b.as_ref()])
+        let (a, b) = (a.ok(), b.ok());
+        plan::resolve_folders(&self.intent, [a.as_deref(), b.as_deref()])
     }
 
     /// The sync status of every folder in both directions. A daemon that cannot be read is
@@ -372,15 +361,15 @@ async fn wait_connected(c: &SyncthingClient, peer: &crate::DeviceId, timeout: Du
 }
 
 /// Waits until the daemon reports a state for the folder; fails when that state is `error`.
-async fn verify_folder(c: &SyncthingClient, node: &str, f: &PlannedFolder) -> Result<()> {
+async fn verify_folder(c: &SyncthingClient, node: &str, folder: &str, path: &str) -> Result<()> {
     let deadline = Instant::now() + FOLDER_START_TIMEOUT;
     loop {
-        let st = c.folder_status(&f.id).await?;
+        let st = c.folder_status(folder).await?;
         if st.state == "error" || !st.error.is_empty() {
             return Err(Error::FolderUnusable {
                 node: node.to_owned(),
-                folder: f.id.clone(),
-                path: f.path.clone(),
+                folder: folder.to_owned(),
+                path: path.to_owned(),
                 message: if st.error.is_empty() {
                     "folder is in the error state".into()
                 } else {

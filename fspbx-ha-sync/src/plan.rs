@@ -22,10 +22,6 @@ use crate::folder_id::{folder_label, normalize_path, stable_folder_id};
 use crate::model::{DeviceConfig, FolderConfig, str_list};
 use crate::{DeviceId, Error, Result};
 
-/// A valid device ID used where only folders matter (status of a daemon that cannot be read).
-pub(crate) const PLACEHOLDER_ID: &str =
-    "R574UVK-JBUXSSJ-YV5HM7X-36H5G6G-S6VLDNQ-J4ORHDN-HSWBF4W-FLNMTAG";
-
 /// The default Syncthing sync port, used when a daemon listens on `default`.
 pub const DEFAULT_SYNC_PORT: u16 = 22000;
 
@@ -141,11 +137,6 @@ impl Observed {
     }
     fn folder(&self, id: &str) -> Option<&FolderConfig> {
         self.folders.iter().find(|f| f.id() == id)
-    }
-    fn folder_at(&self, path: &str) -> Option<&FolderConfig> {
-        self.folders
-            .iter()
-            .find(|f| normalize_path(f.path()) == normalize_path(path))
     }
 }
 
@@ -276,11 +267,18 @@ impl SyncPlan {
 
 /// Resolves every folder's id: the configured id, else the id an existing folder at the same
 /// path has on either node, else [`stable_folder_id`]. Fails when the nodes disagree or an id
-/// is taken by another path.
+/// is taken by another path. `configured` is each node's folder list (`None`: unreadable).
 pub fn resolve_folders(
     intent: &PairIntent,
-    observed: [Option<&Observed>; 2],
+    configured: [Option<&[FolderConfig]>; 2],
 ) -> Result<Vec<PlannedFolder>> {
+    let at = |i: usize, path: &str| {
+        configured[i].and_then(|fs| {
+            fs.iter()
+                .find(|f| normalize_path(f.path()) == normalize_path(path))
+        })
+    };
+    let by_id = |i: usize, id: &str| configured[i].and_then(|fs| fs.iter().find(|f| f.id() == id));
     let names = [&intent.nodes[0].node, &intent.nodes[1].node];
     let mut out: Vec<PlannedFolder> = Vec::new();
     for f in &intent.folders {
@@ -291,9 +289,7 @@ pub fn resolve_folders(
                 let found: Vec<(usize, String)> = (0..2)
                     .filter_map(|i| {
                         let local = intent.nodes[i].local_path(&path);
-                        observed[i]
-                            .and_then(|o| o.folder_at(&local))
-                            .map(|fc| (i, fc.id().to_owned()))
+                        at(i, &local).map(|fc| (i, fc.id().to_owned()))
                     })
                     .collect();
                 match found.as_slice() {
@@ -312,13 +308,13 @@ pub fn resolve_folders(
                 }
             }
         };
-        for i in 0..2 {
-            let local = intent.nodes[i].local_path(&path);
-            if let Some(existing) = observed[i].and_then(|o| o.folder(&id))
+        for (i, node) in intent.nodes.iter().enumerate() {
+            let local = node.local_path(&path);
+            if let Some(existing) = by_id(i, &id)
                 && normalize_path(existing.path()) != local
             {
                 return Err(Error::FolderIdConflict {
-                    node: names[i].clone(),
+                    node: node.node.clone(),
                     folder: id,
                     existing_path: existing.path().to_owned(),
                     wanted_path: local,
@@ -410,7 +406,13 @@ pub fn plan(intent: &PairIntent, observed: [&Observed; 2]) -> Result<SyncPlan> {
         sync_address(&intent.nodes[0], &observed[0].options)?,
         sync_address(&intent.nodes[1], &observed[1].options)?,
     ];
-    let folders = resolve_folders(intent, [Some(observed[0]), Some(observed[1])])?;
+    let folders = resolve_folders(
+        intent,
+        [
+            Some(observed[0].folders.as_slice()),
+            Some(observed[1].folders.as_slice()),
+        ],
+    )?;
     let mut device_steps = Vec::new();
     let mut folder_steps = Vec::new();
     let mut option_steps = Vec::new();

@@ -2,8 +2,14 @@
 //!
 //! Direction X→Y of a folder is complete when the folder is shared both ways, the devices are
 //! connected, X's view of Y says Y has everything (`db/completion?device=Y` 100 %, nothing
-//! needed), Y itself needs nothing (`db/completion`, `db/status`), both sides are `idle` with
-//! no folder error and no failed items. The computation ([`compute`]) is pure.
+//! needed), Y itself needs nothing (`db/completion`, `db/status`), both daemons agree on the
+//! global state (files, directories, bytes), both sides are `idle` with no folder error and no
+//! failed items. The computation ([`compute`]) is pure.
+//!
+//! The global-state agreement matters: Syncthing 1.19 reports a peer that never announced an
+//! index for the folder (an empty folder) as 100 % complete, and the peer itself needs nothing
+//! until the new index arrives, so right after new files are scanned both completions can say
+//! 100 % while the files are only on one node.
 
 use std::collections::BTreeMap;
 
@@ -78,6 +84,8 @@ pub struct DirectionStatus {
     pub receiver_state: String,
     /// The receiver's folder error (path missing, ...).
     pub receiver_error: Option<String>,
+    /// Both daemons have the same global state of the folder (files, directories, bytes).
+    pub global_agrees: bool,
     /// Items the receiver failed to sync (at most [`MAX_FAILED_ITEMS`]).
     pub failed_items: Vec<FileError>,
     /// How many items failed.
@@ -189,6 +197,9 @@ impl DirectionStatus {
         }
         if let Some(e) = &self.receiver_error {
             notes.push(format!("{}: {e}", self.to));
+        }
+        if !self.global_agrees {
+            notes.push("global state differs".to_owned());
         }
         if self.failed_count > 0 {
             notes.push(format!("{} failed item(s)", self.failed_count));
@@ -326,6 +337,7 @@ fn direction(
             .map(|s| s.errors.iter().take(MAX_FAILED_ITEMS).cloned().collect())
             .unwrap_or_default(),
         failed_count: receiver.map_or(0, |s| s.errors.len()),
+        global_agrees: false,
         complete: false,
     };
     if let (Some(s), Some(r)) = (sender, receiver) {
@@ -344,9 +356,14 @@ fn direction(
             .max(r.local.need_deletes)
             .max(r.status.need_deletes);
         let remote_valid = remote.remote_state.as_deref().is_none_or(|s| s == "valid");
+        let (g1, g2) = (&s.status, &r.status);
+        d.global_agrees = g1.global_files == g2.global_files
+            && g1.global_directories == g2.global_directories
+            && g1.global_bytes == g2.global_bytes;
         d.complete = shared
             && connected
             && remote_valid
+            && d.global_agrees
             && d.completion >= 100.0
             && d.need_bytes == 0
             && d.need_items == 0
@@ -463,6 +480,28 @@ mod tests {
         assert!(st.folders[0].directions[1].complete, "b->a is fine");
         assert!(
             st.pending().contains("a->b 40.0% (3 item(s), 600 byte(s))"),
+            "{}",
+            st.pending()
+        );
+    }
+
+    #[test]
+    fn a_peer_without_index_reported_complete_is_caught_by_the_global_state() {
+        // Syncthing 1.19 right after A scanned new files: A's view of B (which never announced
+        // an index) says 100 %, B needs nothing yet, but their global states differ.
+        let a: DeviceId = A.parse().unwrap();
+        let mut scanned = done();
+        scanned.status.global_files = 101;
+        scanned.status.global_bytes = 7_477_632;
+        let s = [
+            Ok(snap(a.clone(), &b(), true, scanned)),
+            Ok(snap(b(), &a, true, done())),
+        ];
+        let st = compute(["a", "b"], &folders(), [&s[0], &s[1]]);
+        assert!(!st.is_complete());
+        assert!(!st.folders[0].directions[0].global_agrees);
+        assert!(
+            st.pending().contains("global state differs"),
             "{}",
             st.pending()
         );

@@ -1,14 +1,18 @@
 //! `fspbx-ha dns …`: show, flip and verify the floating record; plan and apply the node records.
-//! Everything is decided in `fspbx_ha_dns`; this file turns flags into calls and renders results.
+//! Everything is decided in `fspbx_ha_core::floating` (over `fspbx_ha_dns`); this file turns
+//! flags into calls and renders the reports.
 
-use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use fspbx_ha_core::Error;
 use fspbx_ha_core::config::ClusterConfig;
-use fspbx_ha_dns::plan::{self, Action, FlipStep, NodeRecord};
-use fspbx_ha_dns::propagation::{Checker, Outcome, PropagationReport, ServerAnswer};
-use fspbx_ha_dns::{DnsProvider, Error as DnsError, ProviderConfig, RecordKind, RecordSet};
+use fspbx_ha_core::floating::{
+    DEFAULT_NODE_TTL, FlipOptions, FlipReport, Floating, FloatingReport, RecordsReport,
+    VerifyReport, parse_expect,
+};
+use fspbx_ha_dns::plan::Action;
+use fspbx_ha_dns::propagation::{Outcome, PropagationReport, ServerAnswer};
 use serde::Serialize;
 
 /// `fspbx-ha dns` subcommands.
@@ -53,14 +57,14 @@ pub(crate) enum DnsCommand {
     /// record (nothing changes).
     Plan {
         /// TTL of the node records.
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, default_value_t = DEFAULT_NODE_TTL)]
         node_ttl: u32,
     },
     /// Create or correct the node records and the floating record (each write guarded by
     /// what the plan saw). A missing floating record is pointed at the first node.
     Apply {
         /// TTL of the node records.
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, default_value_t = DEFAULT_NODE_TTL)]
         node_ttl: u32,
     },
 }
@@ -80,86 +84,6 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-
-/// Resolves `--to`: a node name, `a`/`b`, or addresses.
-fn target(config: &ClusterConfig, to: &str) -> Result<(Option<String>, Vec<IpAddr>), DnsError> {
-    let t = to.trim();
-    for (i, n) in config.nodes.iter().enumerate() {
-        let letter = if i == 0 { "a" } else { "b" };
-        if n.name.eq_ignore_ascii_case(t)
-            || t.eq_ignore_ascii_case(letter)
-            || n.hostname.eq_ignore_ascii_case(t)
-        {
-            return Ok((Some(n.name.clone()), n.addresses.clone()));
-        }
-    }
-    let ips = parse_ips(t, "--to")?;
-    Ok((None, ips))
-}
-
-fn parse_ips(s: &str, field: &'static str) -> Result<Vec<IpAddr>, DnsError> {
-    s.split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| {
-            p.trim()
-                .parse::<IpAddr>()
-                .map_err(|_| DnsError::InvalidInput {
-                    field,
-                    value: p.trim().to_string(),
-                    reason: "give a node name (see `fspbx-ha config`), `a`, `b` or IP addresses"
-                        .into(),
-                })
-        })
-        .collect()
-}
-
-fn node_records(config: &ClusterConfig) -> Result<[NodeRecord<'_>; 2], DnsError> {
-    match config.nodes.as_slice() {
-        [a, b] => Ok([
-            NodeRecord {
-                node: &a.name,
-                hostname: &a.hostname,
-                addresses: &a.addresses,
-            },
-            NodeRecord {
-                node: &b.name,
-                hostname: &b.hostname,
-                addresses: &b.addresses,
-            },
-        ]),
-        other => Err(DnsError::InvalidInput {
-            field: "nodes",
-            value: other.len().to_string(),
-            reason: "exactly two nodes are needed".into(),
-        }),
-    }
-}
-
-struct Ctx {
-    provider: Box<dyn DnsProvider>,
-    provider_cfg: ProviderConfig,
-}
-
-impl Ctx {
-    fn new(config: &ClusterConfig) -> Result<Ctx, DnsError> {
-        let provider_cfg = config.floating.provider.clone();
-        let provider = provider_cfg.build(&config.floating.zone)?;
-        Ok(Ctx {
-            provider,
-            provider_cfg,
-        })
-    }
-
-    async fn checker(&self, config: &ClusterConfig) -> Result<Checker, DnsError> {
-        Checker::for_zone(
-            &config.floating.zone,
-            &config.floating.nameservers,
-            self.provider_cfg.primary_server()?,
-        )
-        .await
-    }
-}
-
 /// Runs a `dns` subcommand.
 pub(crate) async fn run(
     cmd: DnsCommand,
@@ -172,41 +96,36 @@ pub(crate) async fn run(
     }
 }
 
-/// Renders a DNS error with its exit code: a lost compare-and-swap is a reported failure (1),
-/// bad input or configuration is a usage error (2), the rest could not complete (3).
-fn fail(e: &DnsError, json: bool) -> ExitCode {
-    let code = match e {
-        DnsError::CasMismatch { .. } => crate::exit::FAILED,
-        DnsError::InvalidInput { .. }
-        | DnsError::NameNotInZone { .. }
-        | DnsError::ValueKindMismatch { .. }
-        | DnsError::Secret { .. } => crate::exit::USAGE,
-        _ => crate::exit::RUNTIME,
-    };
+/// Renders an error with the library's classification as exit code: a lost compare-and-swap
+/// is a reported failure (1), bad input, configuration or secret a usage error (2), the rest
+/// could not complete (3).
+fn fail(e: &Error, json: bool) -> ExitCode {
+    let code = crate::exit::code(e.class());
     if json {
         let found = match e {
-            DnsError::CasMismatch { found, .. } => serde_json::to_value(found).ok(),
+            Error::Dns { source } => match source.as_ref() {
+                fspbx_ha_dns::Error::CasMismatch { found, .. } => serde_json::to_value(found).ok(),
+                _ => None,
+            },
             _ => None,
         };
         let body = serde_json::json!({"ok": false, "exit_code": code, "error": e.to_string(), "found": found});
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&body).unwrap_or_default()
-        );
+        print_json(&body);
     } else {
         eprintln!("error: {e}");
     }
     ExitCode::from(code)
 }
 
-async fn run_inner(
-    cmd: DnsCommand,
-    config: &ClusterConfig,
-    json: bool,
-) -> Result<ExitCode, DnsError> {
-    let ctx = Ctx::new(config)?;
-    match cmd {
-        DnsCommand::Show => show(&ctx, config, json).await,
+async fn run_inner(cmd: DnsCommand, config: &ClusterConfig, json: bool) -> Result<ExitCode, Error> {
+    let floating = Floating::new(config)?;
+    let f = &floating;
+    let code = match cmd {
+        DnsCommand::Show => {
+            let report = f.show().await?;
+            render(json, &report, print_show);
+            ExitCode::SUCCESS
+        }
         DnsCommand::Set {
             to,
             expect,
@@ -214,108 +133,84 @@ async fn run_inner(
             no_wait,
             timeout,
         } => {
-            set(
-                &ctx,
-                config,
-                json,
-                &to,
-                expect.as_deref(),
-                ttl,
-                no_wait,
-                timeout,
-            )
-            .await
+            let target = f.resolve_target(&to, "--to")?;
+            let mut options = FlipOptions::default();
+            if let Some(e) = expect {
+                options.expect = Some(parse_expect(&e, "--expect")?);
+            }
+            options.ttl = ttl;
+            options.timeout = timeout;
+            options.wait_for_servers = !no_wait;
+            let report = f.flip(&target, &options).await?;
+            render(json, &report, print_flip);
+            outcome(report.ok())
         }
         DnsCommand::Verify { to, timeout } => {
-            verify(&ctx, config, json, to.as_deref(), timeout).await
+            let target = match to {
+                Some(t) => Some(f.resolve_target(&t, "--to")?),
+                None => None,
+            };
+            let report = f.verify(target.as_ref(), timeout).await?;
+            render(json, &report, print_verify);
+            outcome(report.ok)
         }
-        DnsCommand::Plan { node_ttl } => plan_or_apply(&ctx, config, json, node_ttl, false).await,
-        DnsCommand::Apply { node_ttl } => plan_or_apply(&ctx, config, json, node_ttl, true).await,
-    }
+        DnsCommand::Plan { node_ttl } => {
+            let report = f.plan(node_ttl).await?;
+            render(json, &report, print_records);
+            ExitCode::SUCCESS
+        }
+        DnsCommand::Apply { node_ttl } => {
+            let report = f.apply(node_ttl).await?;
+            render(json, &report, print_records);
+            ExitCode::SUCCESS
+        }
+    };
+    Ok(code)
 }
 
-#[derive(Serialize)]
-struct ShowReport<'a> {
-    zone: &'a str,
-    name: &'a str,
-    provider: &'static str,
-    atomic_cas: bool,
-    floating: Vec<RecordSet>,
-    active_node: Option<String>,
-    nodes: Vec<RecordSet>,
-    servers: Vec<ServerAnswer>,
-    servers_error: Option<String>,
-}
-
-async fn show(ctx: &Ctx, config: &ClusterConfig, json: bool) -> Result<ExitCode, DnsError> {
-    let f = &config.floating;
-    let p = ctx.provider.as_ref();
-    let mut floating = vec![];
-    for kind in [RecordKind::A, RecordKind::Aaaa] {
-        floating.extend(p.get(&f.name, kind).await?);
-    }
-    let [a, b] = node_records(config)?;
-    let values: Vec<IpAddr> = floating.iter().flat_map(|r| r.values.clone()).collect();
-    let active_node = plan::active_node(&values, a.addresses, b.addresses)
-        .map(|i| [a.node, b.node][i].to_string());
-    let mut nodes = vec![];
-    for n in [&a, &b] {
-        for kind in [RecordKind::A, RecordKind::Aaaa] {
-            nodes.extend(p.get(n.hostname, kind).await?);
-        }
-    }
-    let (servers, servers_error) = match ctx.checker(config).await {
-        Ok(c) => {
-            let mut all = c.ask(&f.name, RecordKind::A).await?;
-            if floating.iter().any(|r| r.kind == RecordKind::Aaaa) {
-                all.extend(c.ask(&f.name, RecordKind::Aaaa).await?);
-            }
-            (all, None)
-        }
-        Err(e) => (vec![], Some(e.to_string())),
-    };
-    let report = ShowReport {
-        zone: &f.zone,
-        name: &f.name,
-        provider: p.name(),
-        atomic_cas: p.capabilities().atomic_cas,
-        floating,
-        active_node,
-        nodes,
-        servers,
-        servers_error,
-    };
-    if json {
-        print_json(&report);
+fn outcome(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
     } else {
-        println!(
-            "floating record {} (zone {}, provider {})",
-            report.name, report.zone, report.provider
-        );
-        if report.floating.is_empty() {
-            println!("  (absent)  — create it with `fspbx-ha dns apply`");
-        }
-        for r in &report.floating {
-            println!("  {r}");
-        }
-        match &report.active_node {
-            Some(n) => println!("  active node: {n}"),
-            None if !report.floating.is_empty() => {
-                println!("  active node: none (points at neither node)")
-            }
-            None => {}
-        }
-        println!("node records:");
-        for r in &report.nodes {
-            println!("  {r}");
-        }
-        println!("authoritative servers:");
-        if let Some(e) = &report.servers_error {
-            println!("  not checked: {e}");
-        }
-        print_answers(&report.servers);
+        ExitCode::from(crate::exit::FAILED)
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+fn render<T: Serialize>(json: bool, report: &T, human: fn(&T)) {
+    if json {
+        print_json(report);
+    } else {
+        human(report);
+    }
+}
+
+fn print_show(report: &FloatingReport) {
+    println!(
+        "floating record {} (zone {}, provider {})",
+        report.name, report.zone, report.provider
+    );
+    if report.floating.is_empty() {
+        println!("  (absent)  — create it with `fspbx-ha dns apply`");
+    }
+    for r in &report.floating {
+        println!("  {r}");
+    }
+    match &report.active_node {
+        Some(n) => println!("  active node: {n}"),
+        None if !report.floating.is_empty() => {
+            println!("  active node: none (points at neither node)")
+        }
+        None => {}
+    }
+    println!("node records:");
+    for r in &report.nodes {
+        println!("  {r}");
+    }
+    println!("authoritative servers:");
+    if let Some(e) = &report.servers_error {
+        println!("  not checked: {e}");
+    }
+    print_answers(&report.servers);
 }
 
 fn print_answers(answers: &[ServerAnswer]) {
@@ -348,98 +243,24 @@ fn print_answers(answers: &[ServerAnswer]) {
     }
 }
 
-#[derive(Serialize)]
-struct SetReport {
-    name: String,
-    target_node: Option<String>,
-    to: Vec<IpAddr>,
-    steps: Vec<FlipStep>,
-    propagation: Vec<PropagationReport>,
-    all_servers_answer: Option<bool>,
+fn print_flip(report: &FlipReport) {
+    for s in &report.steps {
+        let from = s
+            .from
+            .as_ref()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "no record".into());
+        if s.changed() {
+            println!("{} {}: {from} -> {:?}", report.name, s.kind, s.to);
+        } else {
+            println!("{} {}: already {from}", report.name, s.kind);
+        }
+    }
+    print_propagation(&report.propagation);
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn set(
-    ctx: &Ctx,
-    config: &ClusterConfig,
-    json: bool,
-    to: &str,
-    expect: Option<&str>,
-    ttl: Option<u32>,
-    no_wait: bool,
-    timeout: Duration,
-) -> Result<ExitCode, DnsError> {
-    let f = &config.floating;
-    let (target_node, to_ips) = target(config, to)?;
-    let expected = match expect {
-        None => None,
-        Some(e) if e.trim().eq_ignore_ascii_case("none") => Some(vec![]),
-        Some(e) => Some(parse_ips(e, "--expect")?),
-    };
-    let p = ctx.provider.as_ref();
-    let steps = plan::flip(
-        p,
-        &f.name,
-        ttl.unwrap_or(f.ttl),
-        &to_ips,
-        expected.as_deref(),
-    )
-    .await?;
-    for s in &steps {
-        if let Some(r) = &s.receipt {
-            p.wait_applied(r, timeout).await?;
-        }
-    }
-    let mut propagation = vec![];
-    if !no_wait {
-        let checker = ctx.checker(config).await?;
-        for s in steps.iter().filter(|s| s.changed() || !s.to.is_empty()) {
-            let old_ttl = s.from.as_ref().map(|r| r.ttl);
-            propagation.push(
-                checker
-                    .wait_for(
-                        &f.name,
-                        s.kind,
-                        &s.to,
-                        old_ttl,
-                        timeout,
-                        Duration::from_millis(200),
-                    )
-                    .await?,
-            );
-        }
-    }
-    let all = (!no_wait).then(|| propagation.iter().all(|r| r.verdict.all_moved()));
-    let report = SetReport {
-        name: f.name.clone(),
-        target_node,
-        to: to_ips,
-        steps,
-        propagation,
-        all_servers_answer: all,
-    };
-    if json {
-        print_json(&report);
-    } else {
-        for s in &report.steps {
-            let from = s
-                .from
-                .as_ref()
-                .map(|r| r.to_string())
-                .unwrap_or_else(|| "no record".into());
-            if s.changed() {
-                println!("{} {}: {from} -> {:?}", report.name, s.kind, s.to);
-            } else {
-                println!("{} {}: already {from}", report.name, s.kind);
-            }
-        }
-        print_propagation(&report.propagation);
-    }
-    Ok(if all == Some(false) {
-        ExitCode::from(crate::exit::FAILED)
-    } else {
-        ExitCode::SUCCESS
-    })
+fn print_verify(report: &VerifyReport) {
+    print_propagation(&report.reports);
 }
 
 fn print_propagation(reports: &[PropagationReport]) {
@@ -487,129 +308,27 @@ fn utc_time(t: SystemTime) -> String {
     )
 }
 
-async fn verify(
-    ctx: &Ctx,
-    config: &ClusterConfig,
-    json: bool,
-    to: Option<&str>,
-    timeout: Duration,
-) -> Result<ExitCode, DnsError> {
-    let f = &config.floating;
-    let p = ctx.provider.as_ref();
-    let mut wanted: Vec<(RecordKind, Vec<IpAddr>)> = vec![];
-    match to {
-        Some(t) => {
-            let (_, ips) = target(config, t)?;
-            for kind in [RecordKind::A, RecordKind::Aaaa] {
-                let v: Vec<IpAddr> = ips.iter().copied().filter(|i| kind.fits(i)).collect();
-                if !v.is_empty() {
-                    wanted.push((kind, v));
-                }
-            }
-        }
-        None => {
-            for kind in [RecordKind::A, RecordKind::Aaaa] {
-                if let Some(r) = p.get(&f.name, kind).await? {
-                    wanted.push((kind, r.values));
-                }
-            }
-        }
-    }
-    if wanted.is_empty() {
-        return Err(DnsError::InvalidInput {
-            field: "floating.name",
-            value: f.name.clone(),
-            reason: "the provider holds no A or AAAA record for it: nothing to verify (run `fspbx-ha dns apply`)".into(),
-        });
-    }
-    let checker = ctx.checker(config).await?;
-    let mut reports = vec![];
-    for (kind, values) in wanted {
-        reports.push(
-            checker
-                .wait_for(
-                    &f.name,
-                    kind,
-                    &values,
-                    None,
-                    timeout,
-                    Duration::from_millis(200),
-                )
-                .await?,
+fn print_records(report: &RecordsReport) {
+    for s in &report.steps {
+        let d = &s.desired;
+        let line = format!(
+            "{} {} {:?} ttl {}  ({})",
+            d.name, d.kind, d.values, d.ttl, d.why
         );
-    }
-    let ok = reports.iter().all(|r| r.verdict.all_moved());
-    if json {
-        print_json(&serde_json::json!({"ok": ok, "reports": reports}));
-    } else {
-        print_propagation(&reports);
-    }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(crate::exit::FAILED)
-    })
-}
-
-async fn plan_or_apply(
-    ctx: &Ctx,
-    config: &ClusterConfig,
-    json: bool,
-    node_ttl: u32,
-    apply: bool,
-) -> Result<ExitCode, DnsError> {
-    let f = &config.floating;
-    let p = ctx.provider.as_ref();
-    let [a, b] = node_records(config)?;
-    // Keep the floating record on the node it points at; a missing or foreign one goes to A.
-    let mut floating_now = vec![];
-    for kind in [RecordKind::A, RecordKind::Aaaa] {
-        if let Some(r) = p.get(&f.name, kind).await? {
-            floating_now.extend(r.values);
+        match &s.action {
+            Action::Unchanged => println!("  ok      {line}"),
+            Action::Create => println!("  create  {line}"),
+            Action::Update { from } => println!("  update  {line}  (now {from})"),
         }
     }
-    let active = match plan::active_node(&floating_now, a.addresses, b.addresses) {
-        Some(1) => &b,
-        _ => &a,
-    };
-    let desired = plan::desired_records(&a, &b, &f.name, f.ttl, active, node_ttl);
-    let current = plan::read_current(p, &desired).await?;
-    let steps = plan::plan(&desired, &current);
-    let receipts = if apply {
-        plan::apply(p, &steps).await?
+    let todo = report.pending();
+    if report.applied {
+        println!("{} change(s) applied", report.changes);
+    } else if todo > 0 {
+        println!("{todo} change(s) planned: run `fspbx-ha dns apply`");
     } else {
-        vec![]
-    };
-    if json {
-        print_json(
-            &serde_json::json!({"applied": apply, "steps": steps, "changes": receipts.len()}),
-        );
-    } else {
-        for s in &steps {
-            let d = &s.desired;
-            let line = format!(
-                "{} {} {:?} ttl {}  ({})",
-                d.name, d.kind, d.values, d.ttl, d.why
-            );
-            match &s.action {
-                Action::Unchanged => println!("  ok      {line}"),
-                Action::Create => println!("  create  {line}"),
-                Action::Update { from } => println!("  update  {line}  (now {from})"),
-            }
-        }
-        let todo = steps
-            .iter()
-            .filter(|s| s.action != Action::Unchanged)
-            .count();
-        if apply {
-            println!("{} change(s) applied", receipts.len());
-        } else if todo > 0 {
-            println!("{todo} change(s) planned: run `fspbx-ha dns apply`");
-        } else {
-            println!("nothing to change");
-        }
+        println!("nothing to change");
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn print_json<T: Serialize>(v: &T) {

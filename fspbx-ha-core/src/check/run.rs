@@ -17,6 +17,8 @@ pub struct CheckOptions {
     pub peer_ssh: bool,
     /// Seconds the node-to-node `ssh` may take to connect.
     pub peer_connect_timeout_s: u32,
+    /// Check the node records and the floating record at the authoritative servers.
+    pub dns: bool,
 }
 
 impl Default for CheckOptions {
@@ -24,23 +26,36 @@ impl Default for CheckOptions {
         CheckOptions {
             peer_ssh: true,
             peer_connect_timeout_s: 5,
+            dns: true,
         }
     }
 }
 
-/// Runs every check on both nodes (concurrently) and returns the report, node A's items first.
-/// Failures to reach a node are results, not errors: the report says what failed and why.
+/// Runs every check on both nodes and the DNS check (concurrently) and returns the report, node
+/// A's items first, the DNS items last. Failures to reach a node are results, not errors: the
+/// report says what failed and why.
 pub async fn run(config: &ClusterConfig, options: &CheckOptions) -> CheckReport {
-    let per_node = futures_util::future::join_all(
+    let nodes = futures_util::future::join_all(
         (0..config.nodes.len()).map(|i| check_node(config, i, options)),
-    )
-    .await;
+    );
+    let dns = async {
+        if options.dns {
+            super::dns::check_dns(config).await
+        } else {
+            Vec::new()
+        }
+    };
+    let (per_node, dns) = futures_util::future::join(nodes, dns).await;
     CheckReport {
-        items: per_node.into_iter().flatten().collect(),
+        items: per_node.into_iter().flatten().chain(dns).collect(),
     }
 }
 
-async fn check_node(config: &ClusterConfig, index: usize, options: &CheckOptions) -> Vec<CheckItem> {
+async fn check_node(
+    config: &ClusterConfig,
+    index: usize,
+    options: &CheckOptions,
+) -> Vec<CheckItem> {
     let node = &config.nodes[index];
     let key = format!("nodes[{index}]");
     let name = node.name.as_str();
@@ -95,7 +110,11 @@ async fn check_node(config: &ClusterConfig, index: usize, options: &CheckOptions
     // PostgreSQL.
     if node.postgres.via_ssh && ssh.is_none() {
         for check in ["postgres.connect", "postgres.version", "postgres.wal_level"] {
-            items.push(skipped(name, check, "postgres.via_ssh needs SSH to this node"));
+            items.push(skipped(
+                name,
+                check,
+                "postgres.via_ssh needs SSH to this node",
+            ));
         }
     } else {
         let started = Instant::now();
@@ -175,13 +194,20 @@ async fn check_peer_ssh(
             name,
             "ssh.to_peer",
             CheckStatus::Pass,
-            format!("{name} → {} ({}@{peer_addr}:{})", peer.name, peer.ssh.user, peer.ssh.port),
+            format!(
+                "{name} → {} ({}@{peer_addr}:{})",
+                peer.name, peer.ssh.user, peer.ssh.port
+            ),
             expected,
             None,
         ),
         Ok(out) => {
             let stderr = String::from_utf8_lossy(&out.stderr);
-            let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
             CheckItem::new(
                 name,
                 "ssh.to_peer",
@@ -215,7 +241,14 @@ async fn check_peer_ssh(
 }
 
 fn skipped(node: &str, check: &str, why: &str) -> CheckItem {
-    CheckItem::new(node, check, CheckStatus::Skip, format!("not run: {why}"), "-", None)
+    CheckItem::new(
+        node,
+        check,
+        CheckStatus::Skip,
+        format!("not run: {why}"),
+        "-",
+        None,
+    )
 }
 
 fn query_failed(node: &str, check: &str, e: &crate::Error) -> CheckItem {

@@ -18,6 +18,7 @@
 //! validation problems name the key path (`nodes[1].ssh.port: expected 1..65535, got 0`).
 //! [`ClusterConfig::template`] gives the commented template `fspbx-ha init` writes.
 
+mod failover;
 mod floating;
 mod folders;
 mod node;
@@ -30,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use failover::FailoverSpec;
 pub use floating::FloatingSpec;
 pub use folders::{FolderSpec, fspbx_default_folders};
 pub use node::{
@@ -59,6 +61,9 @@ pub struct ClusterConfig {
     /// PostgreSQL logical replication between the nodes; FS PBX's names by default.
     #[serde(default)]
     pub replication: ReplicationSpec,
+    /// What the failover controller does: fencing, notifications, audit log, metrics, gates.
+    #[serde(default)]
+    pub failover: FailoverSpec,
 }
 
 const TEMPLATE: &str = include_str!("template.toml");

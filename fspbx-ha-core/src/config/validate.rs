@@ -14,6 +14,7 @@ pub(crate) fn validate(config: &ClusterConfig) -> Vec<ConfigProblem> {
     v.folders(config);
     v.policy(config);
     v.replication(config);
+    v.failover(config);
     v.problems
 }
 
@@ -293,6 +294,29 @@ impl Validator {
                 "a program and its leading arguments",
                 "[]",
             );
+        }
+    }
+}
+
+impl Validator {
+    fn failover(&mut self, c: &ClusterConfig) {
+        let f = &c.failover;
+        for (i, cmd) in f.fence_commands.iter().enumerate() {
+            self.non_empty(format!("failover.fence_commands[{i}]"), cmd, "a shell command");
+        }
+        self.positive("failover.fence_timeout".into(), f.fence_timeout);
+        self.positive("failover.record_refresh".into(), f.record_refresh);
+        self.positive("failover.flip_timeout".into(), f.flip_timeout);
+        if let Some(cmd) = &f.notify_command {
+            self.non_empty("failover.notify_command".into(), cmd, "a shell command (or no key)");
+        }
+        if let Some(url) = &f.webhook
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            self.push("failover.webhook", "an http:// or https:// URL", format!("{url:?}"));
+        }
+        if f.audit_log.as_os_str().is_empty() {
+            self.push("failover.audit_log", "the path of a file to append to", "an empty path");
         }
     }
 }

@@ -24,4 +24,17 @@ impl PolicySettings {
             ..PolicySettings::default()
         }
     }
+
+    /// The policy settings of a whole configuration: `[policy]`, plus the gates and the flip
+    /// timeout of `[failover]`.
+    pub fn from_config(config: &crate::config::ClusterConfig) -> PolicySettings {
+        let f = &config.failover;
+        PolicySettings {
+            lag_requirement: f.lag,
+            schema_requirement: f.schema,
+            sync_requirement: f.sync,
+            flip_timeout: f.flip_timeout,
+            ..PolicySettings::from_spec(&config.policy)
+        }
+    }
 }

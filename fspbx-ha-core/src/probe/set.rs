@@ -77,6 +77,14 @@ impl ProbeSet {
             .collect()
     }
 
+    /// Whether every observation of `node` in one round is ok: what the failover policy's
+    /// `Input::ProbeRound` takes. `None` when the round holds no observation of `node`.
+    pub fn round_ok(observations: &[Observation], node: &str) -> Option<bool> {
+        let mut of_node = observations.iter().filter(|o| o.node == node).peekable();
+        of_node.peek()?;
+        Some(of_node.all(|o| o.ok))
+    }
+
     /// The probes `config` describes for each node, in node order: SIP (`probes.sip`), HTTP
     /// (`probes.http`), PostgreSQL (`probes.postgres`, writable by default) and Syncthing
     /// health (when `[nodes.syncthing]` is set and `probes.syncthing` is not false).
@@ -85,9 +93,24 @@ impl ProbeSet {
     /// `syncthing.via_ssh` is set; a missing one is an error naming that key.
     pub fn from_config(config: &ClusterConfig, ssh: &[Option<SshSession>]) -> Result<ProbeSet> {
         let mut set = ProbeSet::new();
-        for (i, node) in config.nodes.iter().enumerate() {
-            let key = format!("nodes[{i}]");
-            let session = ssh.get(i).cloned().flatten();
+        for i in 0..config.nodes.len() {
+            let one = ProbeSet::for_node(config, i, ssh.get(i).cloned().flatten())?;
+            set.probes.extend(one.probes);
+        }
+        Ok(set)
+    }
+
+    /// The probes `config` describes for node `index` alone (see [`ProbeSet::from_config`]);
+    /// `session` is its open SSH session, if any. The failover controller builds one set per
+    /// node so that a node whose SSH is gone does not stop the other's probes.
+    pub fn for_node(
+        config: &ClusterConfig,
+        index: usize,
+        session: Option<SshSession>,
+    ) -> Result<ProbeSet> {
+        let mut set = ProbeSet::new();
+        if let Some(node) = config.nodes.get(index) {
+            let key = format!("nodes[{index}]");
             let probes = &node.probes;
             let timeout = probes.timeout;
             if let Some(sip) = &probes.sip {
@@ -133,5 +156,36 @@ impl ProbeSet {
             }
         }
         Ok(set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::ProbeKind;
+
+    fn obs(node: &str, ok: bool) -> Observation {
+        Observation {
+            node: node.into(),
+            kind: ProbeKind::Tcp,
+            target: "x:1".into(),
+            ok,
+            detail: String::new(),
+            latency: std::time::Duration::ZERO,
+            at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_round_is_ok_only_when_every_probe_of_the_node_is() {
+        let round = [
+            obs("a", true),
+            obs("b", false),
+            obs("a", true),
+            obs("b", true),
+        ];
+        assert_eq!(ProbeSet::round_ok(&round, "a"), Some(true));
+        assert_eq!(ProbeSet::round_ok(&round, "b"), Some(false));
+        assert_eq!(ProbeSet::round_ok(&round, "c"), None);
     }
 }

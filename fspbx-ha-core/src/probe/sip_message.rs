@@ -697,6 +697,45 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Bytes from the network never make the parser panic, whatever the framing.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let _ = parse_response(&bytes, Framing::Datagram);
+            let _ = parse_response(&bytes, Framing::Stream);
+        }
+
+        /// Our answer, with headers in any case and compact or full names, split anywhere on a
+        /// stream: incomplete before the last byte, then complete and matched.
+        #[test]
+        fn any_split_of_a_matching_answer(
+            compact in proptest::bool::ANY,
+            upper in proptest::bool::ANY,
+            status in 100u16..700,
+            body in "[a-z]{0,20}",
+            cut_seed in proptest::num::usize::ANY,
+        ) {
+            let r = req(SipTransport::Tcp);
+            let name = |full: &str, short: &str| {
+                let n = if compact { short } else { full };
+                if upper { n.to_ascii_uppercase() } else { n.to_owned() }
+            };
+            let text = format!(
+                "SIP/2.0 {status} Whatever\r\n{}: SIP/2.0/TCP 192.0.2.7:40123;branch={};rport\r\n\
+                 {}: {}\r\nCSeq: 1 OPTIONS\r\n{}: {}\r\n\r\n{body}",
+                name("Via", "v"), r.branch, name("Call-ID", "i"), r.call_id,
+                name("Content-Length", "l"), body.len(),
+            );
+            let bytes = text.as_bytes();
+            let cut = cut_seed % bytes.len();
+            proptest::prop_assert_eq!(parse_response(&bytes[..cut], Framing::Stream), Ok(Parsed::Incomplete));
+            let (resp, len) = complete(bytes, Framing::Stream);
+            proptest::prop_assert_eq!(len, bytes.len());
+            proptest::prop_assert_eq!(resp.status, status);
+            proptest::prop_assert!(r.is_answered_by(&resp));
+        }
+    }
+
     #[test]
     fn datagram_without_content_length_takes_the_rest() {
         let (resp, _) = complete(

@@ -3,6 +3,7 @@ from ._native import (
     Route53 as Route53,
     Cloudflare as Cloudflare,
     Rfc2136 as Rfc2136,
+    Floating as Floating,
     wait_propagated as wait_propagated,
     DnsError as DnsError,
     DnsCasMismatchError as DnsCasMismatchError,

@@ -241,6 +241,40 @@ def wait_propagated(
     old_ttl: Optional[int] = None,
 ) -> Dict[str, Any]: ...
 
+class Floating:
+    """The cluster's floating record and node records, from its ``[floating]`` section.
+
+    Reports are dicts shaped like ``fspbx-ha --json dns …``. Errors: the ``DnsError`` family
+    (``DnsCasMismatchError`` for a lost guard, ``DnsInputError`` for bad input or a secret
+    reference that does not resolve)."""
+
+    def __init__(self, config: ClusterConfig) -> None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def zone(self) -> str: ...
+    def show(self) -> Dict[str, Any]:
+        """``{"zone", "name", "provider", "atomic_cas", "floating", "active_node", "nodes",
+        "servers", "servers_error"}``."""
+    def flip(
+        self,
+        to: str,
+        expect: Optional[List[str]] = None,
+        ttl: Optional[int] = None,
+        wait: Optional[float] = 90.0,
+    ) -> Dict[str, Any]:
+        """Points the floating record at ``to`` (``"a"``, ``"b"``, a node or host name, or
+        addresses) with compare-and-swap; ``wait=None`` does not wait for the servers.
+        ``{"name", "target_node", "to", "steps", "propagation", "all_servers_answer",
+        "clients_moved_by"}``."""
+    def verify(self, to: Optional[str] = None, timeout: float = 90.0) -> Dict[str, Any]:
+        """``{"ok", "reports", "clients_moved_by"}``."""
+    def plan(self, node_ttl: int = 300) -> Dict[str, Any]:
+        """``{"applied": False, "steps", "changes": 0}``; each step has ``desired`` and
+        ``action`` (``{"action": "unchanged" | "create" | "update", ...}``)."""
+    def apply(self, node_ttl: int = 300) -> Dict[str, Any]:
+        """``{"applied": True, "steps", "changes"}``."""
+
 class ReplicationPlan:
     """A replication plan (setup or teardown). Secrets show as ``<redacted>``."""
 

@@ -1,0 +1,97 @@
+//! What the failover controller does besides deciding (`[failover]`): fencing, notifications,
+//! the audit log, metrics, and how strictly each precondition gates a failover.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::failover::Requirement;
+
+/// The failover controller's actions and outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverSpec {
+    /// Commands run over SSH on the old active node when it is failed away from (fencing), in
+    /// order; the node may be unreachable (then fencing is skipped and said so).
+    #[serde(default = "default_fence_commands")]
+    pub fence_commands: Vec<String>,
+    /// Fence before flipping the record (safer, slower: a dead node's SSH timeout adds to the
+    /// failover time); by default the flip goes first and fencing runs right after.
+    #[serde(default)]
+    pub fence_before_flip: bool,
+    /// The longest fencing may take (connection and commands).
+    #[serde(default = "default_fence_timeout", with = "humantime_serde")]
+    pub fence_timeout: Duration,
+    /// A local command told about every notification (`sh -c`, with `FSPBX_HA_LEVEL`,
+    /// `FSPBX_HA_EVENT` and `FSPBX_HA_MESSAGE` in its environment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_command: Option<String>,
+    /// A URL every notification is POSTed to as JSON (`{"level", "event", "message", "at"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    /// The audit log: one JSON object per line for every decision and action.
+    #[serde(default = "default_audit_log")]
+    pub audit_log: PathBuf,
+    /// Where to serve `/metrics` (Prometheus text) and `/health`, e.g. `127.0.0.1:9187`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// How often the floating record is read again (it is the truth about who is active).
+    #[serde(default = "default_record_refresh", with = "humantime_serde")]
+    pub record_refresh: Duration,
+    /// How long a flip (provider change and propagation to every authoritative server) may
+    /// take before it counts as failed and may be retried.
+    #[serde(default = "default_flip_timeout", with = "humantime_serde")]
+    pub flip_timeout: Duration,
+    /// Gate on the target's replication lag: `hard` (no flip), `soft` (flip and say so), `off`.
+    #[serde(default = "hard")]
+    pub lag: Requirement,
+    /// Gate on schema parity between the nodes.
+    #[serde(default = "hard")]
+    pub schema: Requirement,
+    /// Gate on the target's Syncthing folders being complete.
+    #[serde(default = "soft")]
+    pub sync: Requirement,
+}
+
+impl Default for FailoverSpec {
+    fn default() -> Self {
+        FailoverSpec {
+            fence_commands: default_fence_commands(),
+            fence_before_flip: false,
+            fence_timeout: default_fence_timeout(),
+            notify_command: None,
+            webhook: None,
+            audit_log: default_audit_log(),
+            metrics_listen: None,
+            record_refresh: default_record_refresh(),
+            flip_timeout: default_flip_timeout(),
+            lag: Requirement::Hard,
+            schema: Requirement::Hard,
+            sync: Requirement::Soft,
+        }
+    }
+}
+
+fn default_fence_commands() -> Vec<String> {
+    vec!["systemctl stop freeswitch".to_owned()]
+}
+fn default_fence_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_audit_log() -> PathBuf {
+    PathBuf::from("/var/log/fspbx-ha/failover.jsonl")
+}
+fn default_record_refresh() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_flip_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn hard() -> Requirement {
+    Requirement::Hard
+}
+fn soft() -> Requirement {
+    Requirement::Soft
+}
