@@ -166,6 +166,21 @@ fn a_daemon_down_exits_3_naming_the_node_and_status_before_pairing_exits_1() {
     let mut lab = lab();
     let status = json(&lab.config, &["sync", "status"], 1);
     assert_eq!(status["complete"], false);
+    // Not paired yet: wait gives up after its timeout with exit 1 and says what is pending.
+    let out = fspbx_ha()
+        .arg("--config")
+        .arg(&lab.config)
+        .args(["sync", "wait", "--timeout", "1s", "--no-rescan"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8_lossy(&out);
+    assert!(
+        err.contains("sync not complete after 1s") && err.contains("not shared both ways"),
+        "{err}"
+    );
     lab.st[1].stop();
     let out = fspbx_ha()
         .arg("--config")

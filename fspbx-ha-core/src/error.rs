@@ -607,6 +607,30 @@ pub enum Error {
         /// Key path of the setting, e.g. `nodes[0].syncthing.via_ssh`.
         key: String,
     },
+
+    // ---------------------------------------------------------------- failover
+    /// The failover controller cannot use a local resource (its audit log, its metrics port).
+    #[error("failover controller: cannot {action} {target}: {source}; check {key}")]
+    FailoverIo {
+        /// What it tried (`bind the metrics listener on`, `read the audit log`).
+        action: &'static str,
+        /// The address or path.
+        target: String,
+        /// The configuration key that names it, e.g. `failover.metrics_listen`.
+        key: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The policy refused a switchover (the target is not healthy, a precondition is unmet, a
+    /// flip is already in progress); nothing changed.
+    #[error("switchover to node {to} refused: {reason}")]
+    SwitchoverRefused {
+        /// The requested target node.
+        to: String,
+        /// Why, as the policy said it.
+        reason: String,
+    },
 }
 
 impl From<fspbx_ha_sync::Error> for Error {
@@ -663,6 +687,8 @@ pub enum ErrorFamily {
     Probe,
     /// DNS: the floating record's provider or the authoritative servers.
     Dns,
+    /// The failover controller: its local resources, or a refused switchover.
+    Failover,
 }
 
 /// How a frontend reports an error to its caller (the CLI's exit code: 1 refused, 2 usage,
@@ -727,6 +753,8 @@ impl Error {
             ProbeUrl { .. } | ProbeNeedsSsh { .. } => ErrorFamily::Config,
             ProbeClient { .. } => ErrorFamily::Probe,
             Dns { .. } => ErrorFamily::Dns,
+            FailoverIo { .. } => ErrorFamily::Io,
+            SwitchoverRefused { .. } => ErrorFamily::Failover,
         }
     }
 
@@ -744,6 +772,7 @@ impl Error {
                 | D::Secret { .. } => ErrorClass::Usage,
                 _ => ErrorClass::Runtime,
             },
+            Error::SwitchoverRefused { .. } => ErrorClass::Refused,
             e => match e.family() {
                 ErrorFamily::Config | ErrorFamily::Secret => ErrorClass::Usage,
                 _ => ErrorClass::Runtime,

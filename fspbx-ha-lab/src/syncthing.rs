@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::Error;
 use crate::paths;
 use crate::ports::free_port;
@@ -68,6 +70,27 @@ impl SyncthingOptions {
             dir: None,
         }
     }
+}
+
+/// A lab daemon as a configuration (and lab.json) needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncthingTopology {
+    /// Device name.
+    pub name: String,
+    /// Device ID.
+    pub device_id: String,
+    /// Base URL of the REST API (`http://ip:port`).
+    pub api_url: String,
+    /// 0600 file holding the API key (for a `file:` secret reference).
+    pub api_key_file: PathBuf,
+    /// The sync listener (`tcp://ip:port`).
+    pub listen_address: String,
+    /// Syncthing's home.
+    pub home: PathBuf,
+    /// Where test folders live.
+    pub data_root: PathBuf,
+    /// The daemon's log.
+    pub log_file: PathBuf,
 }
 
 /// A running Syncthing daemon, stopped by PID on drop.
@@ -273,6 +296,26 @@ impl Syncthing {
     /// The daemon's log (stdout and stderr).
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("syncthing.log")
+    }
+
+    /// What a configuration needs to reach this daemon (no secret values: the key is a file).
+    pub fn topology(&self) -> SyncthingTopology {
+        SyncthingTopology {
+            name: self.name.clone(),
+            device_id: self.device_id.clone(),
+            api_url: self.api_url(),
+            api_key_file: self.api_key_file(),
+            listen_address: self.listen_address(),
+            home: self.home(),
+            data_root: self.data_root(),
+            log_file: self.log_path(),
+        }
+    }
+
+    /// The guard of the daemon (absent after [`Syncthing::detach`]), e.g. for a lab.json
+    /// process record.
+    pub fn guard(&self) -> Option<&Guard> {
+        self.guard.as_ref()
     }
 
     /// PID of the daemon, if it runs.

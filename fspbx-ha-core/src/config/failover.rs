@@ -44,6 +44,10 @@ pub struct FailoverSpec {
     /// take before it counts as failed and may be retried.
     #[serde(default = "default_flip_timeout", with = "humantime_serde")]
     pub flip_timeout: Duration,
+    /// How often replication lag and schema parity are measured (while both nodes are up; a
+    /// failover uses the last measurement).
+    #[serde(default = "default_preconditions_interval", with = "humantime_serde")]
+    pub preconditions_interval: Duration,
     /// Gate on the target's replication lag: `hard` (no flip), `soft` (flip and say so), `off`.
     #[serde(default = "hard")]
     pub lag: Requirement,
@@ -67,6 +71,7 @@ impl Default for FailoverSpec {
             metrics_listen: None,
             record_refresh: default_record_refresh(),
             flip_timeout: default_flip_timeout(),
+            preconditions_interval: default_preconditions_interval(),
             lag: Requirement::Hard,
             schema: Requirement::Hard,
             sync: Requirement::Soft,
@@ -87,6 +92,9 @@ fn default_record_refresh() -> Duration {
     Duration::from_secs(5)
 }
 fn default_flip_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_preconditions_interval() -> Duration {
     Duration::from_secs(30)
 }
 fn hard() -> Requirement {

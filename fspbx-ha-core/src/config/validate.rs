@@ -307,6 +307,7 @@ impl Validator {
         self.positive("failover.fence_timeout".into(), f.fence_timeout);
         self.positive("failover.record_refresh".into(), f.record_refresh);
         self.positive("failover.flip_timeout".into(), f.flip_timeout);
+        self.positive("failover.preconditions_interval".into(), f.preconditions_interval);
         if let Some(cmd) = &f.notify_command {
             self.non_empty("failover.notify_command".into(), cmd, "a shell command (or no key)");
         }

@@ -68,8 +68,10 @@ impl AuditLog {
     /// Opens (creating it and its directory if needed) the log at `path` for appending.
     pub fn open(path: impl AsRef<Path>) -> Result<AuditLog> {
         let path = path.as_ref().to_path_buf();
-        let err = |source| Error::WriteFile {
-            path: path.clone(),
+        let err = |source| Error::FailoverIo {
+            action: "open the audit log",
+            target: path.display().to_string(),
+            key: "failover.audit_log",
             source,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -123,8 +125,10 @@ pub fn read_tail(path: impl AsRef<Path>, n: usize) -> Result<Vec<AuditRecord>> {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         Err(source) => {
-            return Err(Error::ConfigRead {
-                path: path.to_path_buf(),
+            return Err(Error::FailoverIo {
+                action: "read the audit log",
+                target: path.display().to_string(),
+                key: "failover.audit_log",
                 source,
             });
         }
