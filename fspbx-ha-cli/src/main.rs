@@ -45,6 +45,9 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Validate the configuration file and print it with defaults filled in.
     Config(cmd::config::ConfigArgs),
+    /// The pair at a glance: floating record, replication both ways, Syncthing (exit 1 unless
+    /// healthy).
+    Status(cmd::status::StatusArgs),
     /// PostgreSQL logical replication both ways: plan, apply, status, verify, teardown.
     #[command(subcommand)]
     Replication(cmd::replication::ReplicationCommand),
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
             Command::Init(args) => cmd::init::run(args, &cli.config, cli.json),
             Command::Check(args) => cmd::check::run(args, &cli.config, cli.json).await,
             Command::Config(args) => cmd::config::run(args, &cli.config, cli.json),
+            Command::Status(args) => cmd::status::run(args, &cli.config, cli.json).await,
             Command::Replication(c) => cmd::replication::run(c, &cli.config, cli.json).await,
             Command::Sync(c) => cmd::sync::run(c, &cli.config, cli.json).await,
             Command::Dns(c) => match cmd::load_config(&cli.config) {

@@ -24,6 +24,7 @@ pub mod probe;
 pub mod replication;
 pub mod shell;
 pub mod ssh;
+pub mod status;
 
 pub use error::{Error, ErrorClass, ErrorFamily, Result};
 pub use fspbx_ha_secret::{Secret, SecretRef};

@@ -85,6 +85,7 @@ pub fn cluster_toml(topology: &LabTopology) -> String {
         if let Some(sip) = &n.sip {
             // The SIP responder stands in for FreeSWITCH: the failover controller watches it.
             let _ = writeln!(t, "[nodes.probes]");
+            let _ = writeln!(t, "timeout = \"400ms\"");
             let _ = writeln!(
                 t,
                 "sip = {{ host = {}, port = {}, transport = \"udp\" }}\n",
@@ -146,15 +147,58 @@ pub fn cluster_toml(topology: &LabTopology) -> String {
         let _ = writeln!(
             t,
             "password = {}",
-            q(format!("file:{}", replication_password_file(topology).display()))
+            q(format!(
+                "file:{}",
+                replication_password_file(topology).display()
+            ))
         );
         let _ = writeln!(t, "copy_timeout = \"300s\"");
         let _ = writeln!(t, "pg_dump_command = [{}]", tool(a, "pg_dump"));
         let _ = writeln!(t, "psql_command = [{}]\n", tool(b, "psql"));
     }
-    let _ = writeln!(t, "[policy]\ninterval = \"500ms\"\nrise = 2\nfall = 3\nhold_down = \"60s\"");
+    let _ = writeln!(
+        t,
+        "[policy]\ninterval = \"500ms\"\nrise = 2\nfall = 3\nhold_down = \"60s\"\n"
+    );
+    let _ = writeln!(t, "[failover]");
+    let _ = writeln!(
+        t,
+        "# The lab has no FreeSWITCH: fencing records which node was fenced (by its address)."
+    );
+    let _ = writeln!(
+        t,
+        "fence_commands = [{}]",
+        q(format!(
+            "echo \"$(date +%s.%N) $(echo $SSH_CONNECTION | cut -d' ' -f3)\" >> {}",
+            fence_log(topology).display()
+        ))
+    );
+    let _ = writeln!(t, "fence_timeout = \"5s\"");
+    let _ = writeln!(t, "audit_log = {}", qp(&audit_log(topology)));
+    let _ = writeln!(t, "flip_timeout = \"10s\"");
+    let _ = writeln!(
+        t,
+        "# Replication is not set up by `up` (the demo does it): lag and schema parity are\n\
+         # measured when they can be and only warned about; Syncthing completion is not measured."
+    );
+    let _ = writeln!(t, "lag = \"soft\"\nschema = \"soft\"\nsync = \"off\"");
     t
 }
+
+/// The failover controller's audit log in the lab.
+pub fn audit_log(topology: &LabTopology) -> PathBuf {
+    topology.dir.join(AUDIT_LOG)
+}
+
+/// The file the lab's fence command appends `<unix time> <node address>` to.
+pub fn fence_log(topology: &LabTopology) -> PathBuf {
+    topology.dir.join(FENCE_LOG)
+}
+
+/// File name of the failover audit log inside the lab directory.
+pub const AUDIT_LOG: &str = "failover.jsonl";
+/// File name of the fence log inside the lab directory.
+pub const FENCE_LOG: &str = "fenced.log";
 
 /// The file holding the replication role's password (0600, written by [`write_cluster_toml`]).
 pub fn replication_password_file(topology: &LabTopology) -> PathBuf {

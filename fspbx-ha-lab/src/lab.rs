@@ -689,10 +689,19 @@ fn remove_lab_files(
     dir_too: bool,
 ) -> Result<Vec<PathBuf>, Error> {
     let mut removed = Vec::new();
-    let mut paths: Vec<PathBuf> = ["a", "b", "keys", "known_hosts", "cluster.toml", LAB_JSON]
-        .iter()
-        .map(|name| dir.join(name))
-        .collect();
+    let mut paths: Vec<PathBuf> = [
+        "a",
+        "b",
+        "keys",
+        "known_hosts",
+        "cluster.toml",
+        LAB_JSON,
+        crate::cluster_toml::AUDIT_LOG,
+        crate::cluster_toml::FENCE_LOG,
+    ]
+    .iter()
+    .map(|name| dir.join(name))
+    .collect();
     paths.extend(topology.iter().flat_map(|t| t.scratch.iter().cloned()));
     for path in paths {
         let result = if path.is_dir() {

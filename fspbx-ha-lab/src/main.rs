@@ -204,8 +204,8 @@ fn up(dir: &Path, options: LabOptions, json: bool, out: &mut String) -> anyhow::
         LabStatus::Absent => {}
     }
     let started = Instant::now();
-    let lab = Lab::start(options)
-    .with_context(|| format!("starting the lab in {}", dir.display()))?;
+    let lab =
+        Lab::start(options).with_context(|| format!("starting the lab in {}", dir.display()))?;
     let elapsed = started.elapsed();
 
     // The configuration an operator would write for this pair. If writing it fails, `lab` is

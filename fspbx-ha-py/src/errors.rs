@@ -54,6 +54,8 @@ pub(crate) fn core_err(py: Python<'_>, e: Error) -> PyErr {
         ErrorFamily::Postgres => PostgresError::new_err(msg),
         ErrorFamily::Io => LocalIoError::new_err(msg),
         ErrorFamily::Replication => ReplicationError::new_err(msg),
+        ErrorFamily::Sync => crate::sync::SyncError::new_err(msg),
+        ErrorFamily::Dns => crate::dns::DnsError::new_err(msg),
         _ => FspbxHaError::new_err(msg),
     };
     if let Error::ConfigInvalid { problems, .. } = &e {

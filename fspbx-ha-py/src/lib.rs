@@ -8,6 +8,7 @@ mod errors;
 mod failover;
 mod replication;
 mod runtime;
+mod status;
 mod sync;
 
 use pyo3::prelude::*;
@@ -20,6 +21,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     config::register(m)?;
     dns::register(m)?;
     check::register(m)?;
+    status::register(m)?;
     failover::register(m)?;
     replication::register(m)?;
     sync::register(m)?;

@@ -5,6 +5,7 @@ pub(crate) mod config;
 pub(crate) mod dns;
 pub(crate) mod init;
 pub(crate) mod replication;
+pub(crate) mod status;
 pub(crate) mod sync;
 
 use std::path::Path;

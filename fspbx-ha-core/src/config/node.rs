@@ -153,6 +153,10 @@ pub struct SyncthingSpec {
     /// Reach the API through an SSH port forward (what FS PBX's docs ask for).
     #[serde(default = "default_true")]
     pub via_ssh: bool,
+    /// A directory prepended to every folder path on this node, for a node whose FS PBX tree
+    /// is mounted elsewhere (or two test nodes sharing one machine). Normally absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder_root: Option<PathBuf>,
 }
 
 /// Health probe targets of a node (`nodes[i].probes`).

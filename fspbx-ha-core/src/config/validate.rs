@@ -99,6 +99,11 @@ impl Validator {
             self.non_empty(k("postgres.user"), &n.postgres.user, "a role name");
             self.positive(k("postgres.connect_timeout"), n.postgres.connect_timeout);
             // syncthing
+            if let Some(root) = n.syncthing.as_ref().and_then(|st| st.folder_root.as_ref())
+                && !root.is_absolute()
+            {
+                self.push(k("syncthing.folder_root"), "an absolute path", format!("{root:?}"));
+            }
             if let Some(st) = &n.syncthing
                 && !(st.url.starts_with("http://") || st.url.starts_with("https://"))
             {

@@ -1,12 +1,39 @@
-//! Failover: the sans-I/O [`policy`] that decides, fed observations and the time.
+//! Failover: the sans-I/O [`policy`] that decides, fed observations and the time, and the
+//! [`Controller`] that runs probes, feeds the policy and carries out its actions.
 //!
 //! The policy owns no socket and no clock: the caller (the controller, a test, a Python script)
 //! feeds it probe rounds, what the floating record says, replication lag, schema drift and sync
 //! completion, together with the current instant, and executes the [`Action`]s it returns. The
 //! same inputs always give the same actions, so it is tested exhaustively with a virtual clock.
+//!
+//! - [`controller`]: the I/O loop (probes, DNS flip with compare-and-swap, fencing,
+//!   notifications), [`audit`] its JSON-lines log, [`metrics`] its `/metrics` and `/health`.
+//! - [`fence`], [`notify`], [`preconditions`]: the actions and measurements it uses.
+//!
+//! ```no_run
+//! # async fn demo() -> fspbx_ha_core::Result<()> {
+//! use fspbx_ha_core::config::ClusterConfig;
+//! use fspbx_ha_core::failover::Controller;
+//! let config = ClusterConfig::load("cluster.toml")?;
+//! let controller = Controller::new(config).await?;
+//! let status = controller
+//!     .run(async { tokio::signal::ctrl_c().await.ok(); })
+//!     .await?;
+//! println!("{} rounds, {} flips", status.rounds, status.flips_ok);
+//! # Ok(()) }
+//! ```
 
+pub mod audit;
+pub mod controller;
+pub mod fence;
+pub mod metrics;
+pub mod notify;
 pub mod policy;
+pub mod preconditions;
 
+pub use audit::{AuditLog, AuditRecord, read_tail};
+pub use controller::{Controller, FlipOutcome, SwitchoverReport};
+pub use metrics::{ControllerStatus, MetricsServer, NodeStatus, render_prometheus};
 pub use policy::{
     Action, FailoverPolicy, Health, Input, NodeId, PolicySettings, Precondition, Requirement,
 };

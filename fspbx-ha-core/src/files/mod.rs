@@ -46,7 +46,8 @@ pub struct FilesOptions {
     /// Turn off discovery, relays and NAT on both daemons (a private link). On by default.
     pub hardening: bool,
     /// Per node, a directory prepended to every folder path on that node (a tree mounted
-    /// elsewhere; the lab's two nodes on one machine). Normally `[None, None]`.
+    /// elsewhere; the lab's two nodes on one machine). Normally `[None, None]`; when `None`,
+    /// the node's `syncthing.folder_root` from the configuration applies.
     pub path_prefix: [Option<String>; 2],
 }
 
@@ -144,7 +145,11 @@ impl Files {
             };
             clients.push(SyncthingClient::new(node.name.clone(), &url, api_key)?);
             intents.push(NodeIntent {
-                path_prefix: options.path_prefix[i].clone(),
+                path_prefix: options.path_prefix[i].clone().or_else(|| {
+                    spec.folder_root
+                        .as_ref()
+                        .map(|r| r.display().to_string())
+                }),
                 ..NodeIntent::new(
                     node.name.clone(),
                     node.hostname.clone(),

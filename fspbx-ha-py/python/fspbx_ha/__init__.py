@@ -10,6 +10,15 @@ package only re-exports them.
 """
 
 from ._native import (
+    SyncPair,
+    SyncStatus,
+    SyncApplyReport,
+    SyncPlan,
+    SyncthingClient,
+    SyncTimeoutError,
+    SyncUnreachableError,
+    SyncUnauthorizedError,
+    SyncError,
     DnsProvider,
     Route53,
     Cloudflare,
@@ -43,9 +52,19 @@ from ._native import (
     VerifyReport,
     __version__,
     check,
+    pair_status,
 )
 
 __all__ = [
+    "SyncPair",
+    "SyncStatus",
+    "SyncApplyReport",
+    "SyncPlan",
+    "SyncthingClient",
+    "SyncTimeoutError",
+    "SyncUnreachableError",
+    "SyncUnauthorizedError",
+    "SyncError",
     "DnsProvider",
     "Route53",
     "Cloudflare",
@@ -79,4 +98,5 @@ __all__ = [
     "SshError",
     "__version__",
     "check",
+    "pair_status",
 ]

@@ -1,4 +1,13 @@
 from ._native import (
+    SyncPair as SyncPair,
+    SyncStatus as SyncStatus,
+    SyncApplyReport as SyncApplyReport,
+    SyncPlan as SyncPlan,
+    SyncthingClient as SyncthingClient,
+    SyncTimeoutError as SyncTimeoutError,
+    SyncUnreachableError as SyncUnreachableError,
+    SyncUnauthorizedError as SyncUnauthorizedError,
+    SyncError as SyncError,
     DnsProvider as DnsProvider,
     Route53 as Route53,
     Cloudflare as Cloudflare,
@@ -32,4 +41,5 @@ from ._native import (
     SshError as SshError,
     __version__ as __version__,
     check as check,
+    pair_status as pair_status,
 )

@@ -1,0 +1,23 @@
+//! `pair_status()` for Python: the pair at a glance, as a dict.
+
+use pyo3::prelude::*;
+
+use crate::config::PyClusterConfig;
+use crate::runtime::block_on;
+
+/// Reads the floating record, replication both ways and Syncthing's state (blocks; the GIL is
+/// released). Returns a dict: `verdict`, `reasons`, `floating`, `replication`, `files`, each
+/// part with a `state` of `ok`, `not_configured` or `unavailable`.
+#[pyfunction]
+fn pair_status(py: Python<'_>, config: &PyClusterConfig) -> PyResult<Py<PyAny>> {
+    let status = block_on(py, fspbx_ha_core::status::pair_status(&config.inner));
+    let text = serde_json::to_string(&status)
+        .map_err(|e| crate::errors::FspbxHaError::new_err(e.to_string()))?;
+    let json = py.import("json")?;
+    Ok(json.call_method1("loads", (text,))?.unbind())
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(pair_status, m)?)?;
+    Ok(())
+}
