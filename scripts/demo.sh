@@ -35,12 +35,19 @@ ha replication apply
 step "fspbx-ha replication apply, again: nothing left to do"
 ha replication apply 2>/dev/null
 
+step "fspbx-ha replication status"
+ha replication status
+
+step "fspbx-ha sync apply (pair the Syncthing daemons through SSH; FS PBX's five media folders)"
+ha sync apply
+ha sync wait --timeout 120s
+
 step "fspbx-ha dns show"
 ha dns show
 
-step "fspbx-ha replication status"
+step "fspbx-ha status (the pair at a glance)"
 set +e
-ha replication status
+ha status
 rc=$?
 set -e
 

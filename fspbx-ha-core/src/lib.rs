@@ -15,10 +15,10 @@
 
 pub mod check;
 pub mod config;
+mod error;
 pub mod failover;
 pub mod files;
 pub mod floating;
-mod error;
 pub mod pg;
 pub mod probe;
 pub mod replication;

@@ -102,6 +102,14 @@ pub async fn pair_status(config: &ClusterConfig) -> PairStatus {
     }
 }
 
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Healthy => "healthy",
+        Verdict::Degraded => "degraded",
+        Verdict::Broken => "broken",
+    }
+}
+
 fn worse(a: Verdict, b: Verdict) -> Verdict {
     use Verdict::*;
     match (a, b) {
@@ -219,12 +227,7 @@ impl PairStatus {
     /// A short human summary, one line per part.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let word = match self.verdict {
-            Verdict::Healthy => "healthy",
-            Verdict::Degraded => "degraded",
-            Verdict::Broken => "broken",
-        };
-        let _ = writeln!(out, "pair: {word}");
+        let _ = writeln!(out, "pair: {}", verdict_word(self.verdict));
         match &self.floating {
             Part::Ok { value } => {
                 let values: Vec<String> = value
@@ -233,7 +236,9 @@ impl PairStatus {
                     .flat_map(|r| r.values.iter().map(|v| v.to_string()))
                     .collect();
                 let agree = match servers_agree(value) {
-                    Some(true) => format!("all {} authoritative servers agree", value.servers.len()),
+                    Some(true) => {
+                        format!("all {} authoritative servers agree", value.servers.len())
+                    }
                     Some(false) => "authoritative servers disagree".into(),
                     None => "no authoritative server answered".into(),
                 };
@@ -242,7 +247,11 @@ impl PairStatus {
                     "  floating     {} -> node {} ({}); {agree}",
                     value.name,
                     value.active_node.as_deref().unwrap_or("none"),
-                    if values.is_empty() { "absent".into() } else { values.join(", ") },
+                    if values.is_empty() {
+                        "absent".into()
+                    } else {
+                        values.join(", ")
+                    },
                 );
             }
             Part::NotConfigured { reason } => {
@@ -269,8 +278,8 @@ impl PairStatus {
                     .collect();
                 let _ = writeln!(
                     out,
-                    "  replication  {:?}; heartbeat lag {}",
-                    value.verdict,
+                    "  replication  {}; heartbeat lag {}",
+                    verdict_word(value.verdict),
                     dirs.join(", ")
                 );
             }
@@ -398,7 +407,11 @@ mod tests {
         let f = Part::Ok {
             value: floating(&["127.0.0.2"], &[&["127.0.0.2"]]),
         };
-        let (v, reasons) = verdict(&f, &repl(Verdict::Broken, &["a -> b does not flow"]), &no_files());
+        let (v, reasons) = verdict(
+            &f,
+            &repl(Verdict::Broken, &["a -> b does not flow"]),
+            &no_files(),
+        );
         assert_eq!(v, Verdict::Broken);
         assert!(reasons.contains(&"replication: a -> b does not flow".to_string()));
 
@@ -412,6 +425,9 @@ mod tests {
         let f: Part<FloatingReport> = Part::Unavailable {
             error: "server rejected the TSIG key".into(),
         };
-        assert_eq!(verdict(&f, &repl(Verdict::Healthy, &[]), &no_files()).0, Verdict::Broken);
+        assert_eq!(
+            verdict(&f, &repl(Verdict::Healthy, &[]), &no_files()).0,
+            Verdict::Broken
+        );
     }
 }

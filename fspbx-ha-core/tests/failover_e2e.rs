@@ -27,6 +27,7 @@ const INTERVAL: Duration = Duration::from_millis(300);
 const FALL: u32 = 3;
 
 struct Running {
+    metrics: std::net::SocketAddr,
     stop: oneshot::Sender<()>,
     task: JoinHandle<ControllerStatus>,
 }
@@ -34,6 +35,7 @@ struct Running {
 impl Running {
     async fn start(config: &ClusterConfig) -> Running {
         let controller = Controller::new(config.clone()).await.unwrap();
+        let metrics = controller.metrics_addr().expect("metrics_listen is set");
         let (stop, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             controller
@@ -43,7 +45,11 @@ impl Running {
                 .await
                 .unwrap()
         });
-        Running { stop, task }
+        Running {
+            metrics,
+            stop,
+            task,
+        }
     }
 
     async fn stop(self) -> ControllerStatus {
@@ -73,6 +79,20 @@ fn config_for(lab: &Lab) -> ClusterConfig {
     c.failover.fence_timeout = Duration::from_secs(2);
     c.failover.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     c
+}
+
+/// `GET path` on the controller's HTTP endpoint: (status code, body).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    let code = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").unwrap().1.to_owned();
+    (code, body)
 }
 
 /// What each authoritative server answers for the floating name.
@@ -119,7 +139,11 @@ where
 }
 
 fn kill_node(lab: &mut Lab, name: &str) {
-    let node = if name == "a" { lab.a_mut() } else { lab.b_mut() };
+    let node = if name == "a" {
+        lab.a_mut()
+    } else {
+        lab.b_mut()
+    };
     node.pg.kill_hard();
     node.sshd.kill_hard();
     node.sip.as_mut().unwrap().kill_hard();
@@ -138,12 +162,28 @@ async fn failover_flips_on_node_loss_only_and_never_flaps() {
     let audit = config.failover.audit_log.clone();
     let floating = Floating::new(&config).unwrap();
     floating.apply(DEFAULT_NODE_TTL).await.unwrap();
-    assert!(floating.verify(None, Duration::from_secs(20)).await.unwrap().ok);
+    assert!(
+        floating
+            .verify(None, Duration::from_secs(20))
+            .await
+            .unwrap()
+            .ok
+    );
     let checker = floating.checker().await.unwrap();
-    assert_eq!(checker.servers().len(), 2, "primary and secondary are checked");
+    assert_eq!(
+        checker.servers().len(),
+        2,
+        "primary and secondary are checked"
+    );
     let name = config.floating.name.clone();
-    let (addr_a, addr_b) = (config.nodes[0].addresses.clone(), config.nodes[1].addresses.clone());
-    assert!(all_answer(&checker, &name, &addr_a).await, "floating starts on A");
+    let (addr_a, addr_b) = (
+        config.nodes[0].addresses.clone(),
+        config.nodes[1].addresses.clone(),
+    );
+    assert!(
+        all_answer(&checker, &name, &addr_a).await,
+        "floating starts on A"
+    );
 
     // --- 1. Blips: A's SIP responder paused for less than fall × interval, again and again.
     let run = Running::start(&config).await;
@@ -156,6 +196,24 @@ async fn failover_flips_on_node_loss_only_and_never_flaps() {
         lab.a_mut().sip.as_mut().unwrap().resume();
         tokio::time::sleep(INTERVAL * 4).await;
     }
+    let (code, metrics) = http_get(run.metrics, "/metrics").await;
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("fspbx_ha_node_health{node=\"a\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("fspbx_ha_node_active{node=\"a\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("fspbx_ha_probe_ok{node=\"b\",kind=\"sip/udp\""),
+        "{metrics}"
+    );
+    assert_eq!(
+        http_get(run.metrics, "/health").await,
+        (200, "ok\n".to_owned())
+    );
     let status = run.stop().await;
     assert_eq!(status.flips_ok + status.flips_failed, 0, "{status:#?}");
     assert!(events(&audit, "flip").is_empty());
@@ -173,9 +231,16 @@ async fn failover_flips_on_node_loss_only_and_never_flaps() {
     tokio::time::sleep(INTERVAL * 4).await;
     let killed = Instant::now();
     kill_node(&mut lab, "a");
-    let moved = wait_until(Duration::from_secs(15), || all_answer(&checker, &name, &addr_b)).await;
+    let moved = wait_until(Duration::from_secs(15), || {
+        all_answer(&checker, &name, &addr_b)
+    })
+    .await;
     let rto = killed.elapsed();
-    assert!(moved, "both authoritative servers answer B: {:?}", answers(&checker, &name).await);
+    assert!(
+        moved,
+        "both authoritative servers answer B: {:?}",
+        answers(&checker, &name).await
+    );
     println!(
         "RTO (SIGKILL of node A -> both authoritative servers answer B): {:.2} s \
          (interval {:?}, fall {FALL}, probe timeout 250ms)",
@@ -185,13 +250,17 @@ async fn failover_flips_on_node_loss_only_and_never_flaps() {
     let flips = events(&audit, "flip");
     assert_eq!(flips.len(), 1, "{flips:#?}");
     assert_eq!(flips[0].node.as_deref(), Some("b"));
-    assert!(events(&audit, "decision")
-        .iter()
-        .any(|r| r.message.contains("node A is now Down")));
+    assert!(
+        events(&audit, "decision")
+            .iter()
+            .any(|r| r.message.contains("node A is now Down"))
+    );
     // Fencing of the dead node was tried and reported (its SSH is gone).
     assert!(
         wait_until(Duration::from_secs(5), || async {
-            events(&audit, "fence").iter().any(|r| r.node.as_deref() == Some("a"))
+            events(&audit, "fence")
+                .iter()
+                .any(|r| r.node.as_deref() == Some("a"))
         })
         .await,
         "a fence attempt on A is audited"
@@ -212,7 +281,11 @@ async fn failover_flips_on_node_loss_only_and_never_flaps() {
         [fspbx_ha_core::failover::Health::Up; 2],
         "{status:#?}"
     );
-    assert_eq!(status.flips_ok + status.flips_failed, 0, "no flap after a restart");
+    assert_eq!(
+        status.flips_ok + status.flips_failed,
+        0,
+        "no flap after a restart"
+    );
     assert_eq!(status.active.as_deref(), Some("b"));
     assert!(all_answer(&checker, &name, &addr_b).await);
 
@@ -231,7 +304,15 @@ async fn failover_flips_on_node_loss_only_and_never_flaps() {
     let status = run.stop().await;
     assert!(alerted, "a critical alert is audited");
     assert_eq!(status.flips_ok + status.flips_failed, 0, "{status:#?}");
-    assert!(status.last_alert.as_deref().is_some_and(|a| a.contains("both nodes are down")));
-    assert!(all_answer(&checker, &name, &addr_b).await, "the record stays on B");
+    assert!(
+        status
+            .last_alert
+            .as_deref()
+            .is_some_and(|a| a.contains("both nodes are down"))
+    );
+    assert!(
+        all_answer(&checker, &name, &addr_b).await,
+        "the record stays on B"
+    );
     assert_eq!(events(&audit, "flip").len(), 1, "one flip in the whole run");
 }

@@ -82,6 +82,23 @@ pub fn cluster_toml(topology: &LabTopology) -> String {
         );
         let _ = writeln!(t, "via_ssh = {}", i == 0);
         let _ = writeln!(t, "connect_timeout = \"5s\"\n");
+        if let Some(st) = &n.syncthing {
+            // The REST API listens on 127.0.0.1 of the node: reached through SSH, as FS PBX's
+            // docs ask. Both lab nodes share one filesystem, so each has its own folder root.
+            let _ = writeln!(t, "[nodes.syncthing]");
+            let _ = writeln!(t, "url = {}", q(&st.api_url));
+            let _ = writeln!(
+                t,
+                "api_key = {}",
+                q(format!("file:{}", st.api_key_file.display()))
+            );
+            let _ = writeln!(t, "via_ssh = true");
+            let _ = writeln!(
+                t,
+                "folder_root = {}\n",
+                qp(&crate::lab::node_files_root(&topology.dir, &n.name))
+            );
+        }
         if let Some(sip) = &n.sip {
             // The SIP responder stands in for FreeSWITCH: the failover controller watches it.
             let _ = writeln!(t, "[nodes.probes]");

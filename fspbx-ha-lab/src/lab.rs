@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster_toml::{LAB_ZONE, LabDns};
 use crate::kamailio::{Kamailio, KamailioOptions};
+use crate::syncthing::{Syncthing, SyncthingOptions, SyncthingTopology};
 use crate::knot::{Knot, KnotOptions};
 use crate::paths;
 use crate::postgres::{FUSIONPBX, PgFlavor, PgOptions, PgServer};
@@ -64,6 +65,9 @@ pub struct LabOptions {
     pub dns: bool,
     /// Also run a SIP OPTIONS responder (Kamailio) on each node, standing in for FreeSWITCH.
     pub sip: bool,
+    /// Also run a Syncthing daemon on each node (GUI/REST on 127.0.0.1 only, reached through
+    /// SSH), with FS PBX's media folders created under the node's `files/` root.
+    pub syncthing: bool,
 }
 
 impl LabOptions {
@@ -79,6 +83,7 @@ impl LabOptions {
             pg_settings_b: Vec::new(),
             dns: false,
             sip: false,
+            syncthing: false,
         }
     }
 }
@@ -96,6 +101,8 @@ pub enum Component {
     Knot,
     /// A SIP OPTIONS responder (Kamailio) standing in for FreeSWITCH.
     Kamailio,
+    /// A Syncthing daemon.
+    Syncthing,
 }
 
 /// One process the lab started, enough to stop it by PID later.
@@ -202,6 +209,9 @@ pub struct NodeTopology {
     /// Its SIP responder, when the lab runs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sip: Option<SipTopology>,
+    /// Its Syncthing daemon, when the lab runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syncthing: Option<SyncthingTopology>,
 }
 
 /// A node's SIP OPTIONS responder (Kamailio) as a config needs it.
@@ -309,6 +319,8 @@ pub struct LabNode {
     pub peer_key: ClientKey,
     /// Its SIP OPTIONS responder (with [`LabOptions::sip`]).
     pub sip: Option<Kamailio>,
+    /// Its Syncthing daemon (with [`LabOptions::syncthing`]).
+    pub syncthing: Option<Syncthing>,
 }
 
 /// The running two-node lab; dropping it stops every process by PID.
@@ -402,6 +414,16 @@ impl Lab {
             }
         };
 
+        let (st_a, st_b) = if opts.syncthing {
+            let (a, b) = std::thread::scope(|s| {
+                let a = s.spawn(|| start_syncthing(&dir, "a", SyncthingOptions::node_a()));
+                let b = s.spawn(|| start_syncthing(&dir, "b", SyncthingOptions::node_b()));
+                (join(a), join(b))
+            });
+            (Some(a?), Some(b?))
+        } else {
+            (None, None)
+        };
         let dns = if opts.dns {
             Some(Knot::start(KnotOptions {
                 zone: format!("{LAB_ZONE}."),
@@ -431,6 +453,7 @@ impl Lab {
                     sshd: sshd_a,
                     peer_key: key_a,
                     sip: sip_a,
+                    syncthing: st_a,
                 },
                 LabNode {
                     name: "b".into(),
@@ -439,6 +462,7 @@ impl Lab {
                     sshd: sshd_b,
                     peer_key: key_b,
                     sip: sip_b,
+                    syncthing: st_b,
                 },
             ],
             detached: false,
@@ -510,6 +534,12 @@ impl Lab {
                         log_file: k.log_path(),
                     }
                 });
+                let syncthing = n.syncthing.as_ref().map(|st| {
+                    if let Some(g) = st.guard().filter(|g| g.is_running()) {
+                        processes.push(ProcessRecord::from_guard(&n.name, Component::Syncthing, g));
+                    }
+                    st.topology()
+                });
                 NodeTopology {
                     name: n.name.clone(),
                     ip: n.ip,
@@ -535,6 +565,7 @@ impl Lab {
                         log_file: n.sshd.log_path(),
                     },
                     sip,
+                    syncthing,
                 }
             })
             .collect();
@@ -578,6 +609,9 @@ impl Lab {
             if let Some(k) = node.sip {
                 k.detach();
             }
+            if let Some(st) = node.syncthing {
+                st.detach();
+            }
         }
         topology
     }
@@ -593,6 +627,9 @@ impl Drop for Lab {
             node.sshd.stop();
             if let Some(k) = node.sip.as_mut() {
                 k.stop();
+            }
+            if let Some(st) = node.syncthing.as_mut() {
+                st.stop();
             }
         }
         // Nothing recorded runs any more.
@@ -632,6 +669,34 @@ fn start_node(spec: NodeSpec) -> Result<(PgServer, Sshd, Option<Kamailio>), Erro
     };
     tracing::info!(node = %spec.name, elapsed = ?t.elapsed(), "lab node up");
     Ok((pg, sshd, sip))
+}
+
+/// FS PBX's media folders, created under each lab node's `files/` root (the root stands in for
+/// `/` on that node: both lab nodes share one filesystem).
+pub const FSPBX_FOLDERS: [&str; 5] = [
+    "/usr/share/freeswitch/sounds/music",
+    "/var/cache/fusionpbx",
+    "/var/lib/freeswitch/recordings",
+    "/var/lib/freeswitch/storage",
+    "/var/www/fspbx/public/resources/templates/provision",
+];
+
+/// The directory standing in for `/` of `node`'s media tree (`syncthing.folder_root`).
+pub fn node_files_root(dir: &Path, node: &str) -> PathBuf {
+    dir.join(node).join("files")
+}
+
+fn start_syncthing(dir: &Path, node: &str, opts: SyncthingOptions) -> Result<Syncthing, Error> {
+    let root = node_files_root(dir, node);
+    for f in FSPBX_FOLDERS {
+        let d = root.join(f.trim_start_matches('/'));
+        std::fs::create_dir_all(&d).map_err(|e| Error::io("create directory", &d, e))?;
+    }
+    Syncthing::start(SyncthingOptions {
+        gui_ip: Some(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+        dir: Some(dir.join(node).join("syncthing")),
+        ..opts
+    })
 }
 
 fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T, Error>>) -> Result<T, Error> {

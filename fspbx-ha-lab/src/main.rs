@@ -97,6 +97,7 @@ fn run(cli: Cli, out: &mut String) -> anyhow::Result<()> {
             let options = LabOptions {
                 pg,
                 dns: true,
+                syncthing: true,
                 sip: true,
                 node_b_pg: pg_b,
                 wal_level_a,

@@ -97,15 +97,33 @@ impl CheckReport {
 
     /// The item for `node` and `check`, if it was produced.
     pub fn find(&self, node: &str, check: &str) -> Option<&CheckItem> {
-        self.items.iter().find(|i| i.node == node && i.check == check)
+        self.items
+            .iter()
+            .find(|i| i.node == node && i.check == check)
     }
 
     /// A human table: node, check, status, observed; the fix under each non-passing line.
     pub fn render_table(&self) -> String {
-        let w_node = self.items.iter().map(|i| i.node.len()).max().unwrap_or(4).max(4);
-        let w_check = self.items.iter().map(|i| i.check.len()).max().unwrap_or(5).max(5);
+        let w_node = self
+            .items
+            .iter()
+            .map(|i| i.node.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let w_check = self
+            .items
+            .iter()
+            .map(|i| i.check.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
         let mut out = String::new();
-        let _ = writeln!(out, "{:<w_node$}  {:<w_check$}  {:<6}  OBSERVED", "NODE", "CHECK", "STATUS");
+        let _ = writeln!(
+            out,
+            "{:<w_node$}  {:<w_check$}  {:<6}  OBSERVED",
+            "NODE", "CHECK", "STATUS"
+        );
         for i in &self.items {
             let _ = writeln!(
                 out,

@@ -46,7 +46,11 @@ pub fn evaluate_server(node: &str, f: &ServerFacts) -> Vec<CheckItem> {
     items.push(CheckItem::new(
         node,
         "postgres.version",
-        if version_ok { CheckStatus::Pass } else { CheckStatus::Fail },
+        if version_ok {
+            CheckStatus::Pass
+        } else {
+            CheckStatus::Fail
+        },
         format!("PostgreSQL {} ({})", f.version, f.version_num),
         format!("{MIN_MAJOR} or newer"),
         (!version_ok).then(|| {
@@ -60,7 +64,11 @@ pub fn evaluate_server(node: &str, f: &ServerFacts) -> Vec<CheckItem> {
     items.push(CheckItem::new(
         node,
         "postgres.wal_level",
-        if wal_ok { CheckStatus::Pass } else { CheckStatus::Fail },
+        if wal_ok {
+            CheckStatus::Pass
+        } else {
+            CheckStatus::Fail
+        },
         format!("wal_level = {}", f.wal_level),
         "logical",
         (!wal_ok).then(|| {
@@ -110,7 +118,11 @@ pub fn evaluate_server(node: &str, f: &ServerFacts) -> Vec<CheckItem> {
         },
         format!(
             "track_commit_timestamp = {}",
-            if f.track_commit_timestamp { "on" } else { "off" }
+            if f.track_commit_timestamp {
+                "on"
+            } else {
+                "off"
+            }
         ),
         "on (conflict diagnosis and origin-differs detection need commit timestamps)",
         (!f.track_commit_timestamp).then(|| {
@@ -179,7 +191,11 @@ mod tests {
     fn good_server_passes_everything() {
         let items = evaluate_server("a", &facts());
         assert_eq!(items.len(), 6);
-        assert!(items.iter().all(|i| i.status == CheckStatus::Pass && i.fix.is_none()));
+        assert!(
+            items
+                .iter()
+                .all(|i| i.status == CheckStatus::Pass && i.fix.is_none())
+        );
     }
 
     #[test]
@@ -188,9 +204,17 @@ mod tests {
         f.version_num = 150018;
         f.version = "15.18".into();
         let items = evaluate_server("b", &f);
-        let v = items.iter().find(|i| i.check == "postgres.version").unwrap();
+        let v = items
+            .iter()
+            .find(|i| i.check == "postgres.version")
+            .unwrap();
         assert_eq!(v.status, CheckStatus::Fail);
-        assert!(v.fix.as_deref().unwrap().contains("origin = none needs PostgreSQL 16 or newer"));
+        assert!(
+            v.fix
+                .as_deref()
+                .unwrap()
+                .contains("origin = none needs PostgreSQL 16 or newer")
+        );
     }
 
     #[test]
@@ -198,7 +222,10 @@ mod tests {
         let mut f = facts();
         f.wal_level = "replica".into();
         let items = evaluate_server("a", &f);
-        let w = items.iter().find(|i| i.check == "postgres.wal_level").unwrap();
+        let w = items
+            .iter()
+            .find(|i| i.check == "postgres.wal_level")
+            .unwrap();
         assert_eq!(w.status, CheckStatus::Fail);
         assert_eq!(w.observed, "wal_level = replica");
         assert!(w.fix.as_deref().unwrap().contains("restart"));
@@ -212,23 +239,45 @@ mod tests {
         f.max_worker_processes = 8;
         f.track_commit_timestamp = false;
         let items = evaluate_server("a", &f);
-        assert_eq!(status(&items, "postgres.max_replication_slots"), CheckStatus::Warn);
-        assert_eq!(status(&items, "postgres.max_wal_senders"), CheckStatus::Fail);
-        assert_eq!(status(&items, "postgres.max_worker_processes"), CheckStatus::Pass);
-        assert_eq!(status(&items, "postgres.track_commit_timestamp"), CheckStatus::Warn);
+        assert_eq!(
+            status(&items, "postgres.max_replication_slots"),
+            CheckStatus::Warn
+        );
+        assert_eq!(
+            status(&items, "postgres.max_wal_senders"),
+            CheckStatus::Fail
+        );
+        assert_eq!(
+            status(&items, "postgres.max_worker_processes"),
+            CheckStatus::Pass
+        );
+        assert_eq!(
+            status(&items, "postgres.track_commit_timestamp"),
+            CheckStatus::Warn
+        );
     }
 
     #[test]
     fn tables_are_named_and_quoted() {
         let t = [
-            TableRef { schema: "public".into(), name: "device_phonebook".into() },
-            TableRef { schema: "Odd Schema".into(), name: "x\"y".into() },
+            TableRef {
+                schema: "public".into(),
+                name: "device_phonebook".into(),
+            },
+            TableRef {
+                schema: "Odd Schema".into(),
+                name: "x\"y".into(),
+            },
         ];
         let item = evaluate_tables("a", &t);
         assert_eq!(item.status, CheckStatus::Fail);
         assert!(item.observed.contains("public.device_phonebook"));
         assert!(item.observed.contains("\"Odd Schema\".\"x\"\"y\""));
-        assert!(item.fix.unwrap().contains("ALTER TABLE public.device_phonebook REPLICA IDENTITY FULL;"));
+        assert!(
+            item.fix
+                .unwrap()
+                .contains("ALTER TABLE public.device_phonebook REPLICA IDENTITY FULL;")
+        );
         assert_eq!(evaluate_tables("a", &[]).status, CheckStatus::Pass);
     }
 }

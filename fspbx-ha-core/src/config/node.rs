@@ -36,7 +36,8 @@ pub struct NodeSpec {
 impl NodeSpec {
     /// The address the peer uses to reach this node.
     pub fn peer_address(&self) -> Option<IpAddr> {
-        self.peer_address.or_else(|| self.addresses.first().copied())
+        self.peer_address
+            .or_else(|| self.addresses.first().copied())
     }
 }
 

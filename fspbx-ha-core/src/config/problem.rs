@@ -17,7 +17,11 @@ pub struct ConfigProblem {
 
 impl ConfigProblem {
     /// A problem at `key`.
-    pub fn new(key: impl Into<String>, expected: impl Into<String>, got: impl Into<String>) -> Self {
+    pub fn new(
+        key: impl Into<String>,
+        expected: impl Into<String>,
+        got: impl Into<String>,
+    ) -> Self {
         ConfigProblem {
             key: key.into(),
             expected: expected.into(),
@@ -37,6 +41,10 @@ impl ConfigProblem {
 
 impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: expected {}, got {}", self.key, self.expected, self.got)
+        write!(
+            f,
+            "{}: expected {}, got {}",
+            self.key, self.expected, self.got
+        )
     }
 }

@@ -14,7 +14,10 @@ fn template_parses_and_validates() {
     assert_eq!(c.folders.len(), 5, "FS PBX's folder set by default");
     assert_eq!(c.floating.ttl, 60);
     assert_eq!(c.policy.fall, 3);
-    assert!(c.node("B").is_some_and(|n| n.hostname == "server2.example.com"));
+    assert!(
+        c.node("B")
+            .is_some_and(|n| n.hostname == "server2.example.com")
+    );
     assert_eq!(c.peer_of(&c.nodes[0]).unwrap().name, "b");
 }
 
@@ -36,7 +39,10 @@ fn port_zero_names_the_key_path() {
         problems[0].to_string(),
         "nodes[1].ssh.port: expected 1..65535, got 0"
     );
-    assert!(err.to_string().contains("nodes[1].ssh.port: expected 1..65535, got 0"));
+    assert!(
+        err.to_string()
+            .contains("nodes[1].ssh.port: expected 1..65535, got 0")
+    );
 }
 
 #[test]
@@ -50,7 +56,8 @@ fn out_of_range_and_wrong_types_name_the_key_path() {
     let err = ClusterConfig::from_toml_str(&text).unwrap_err().to_string();
     assert!(err.contains("floating.ttl"), "{err}");
 
-    let text = template_with(|t| t.replacen("connect_timeout = \"10s\"", "connect_timeout = \"soon\"", 1));
+    let text =
+        template_with(|t| t.replacen("connect_timeout = \"10s\"", "connect_timeout = \"soon\"", 1));
     let err = ClusterConfig::from_toml_str(&text).unwrap_err().to_string();
     assert!(err.contains("nodes[0].ssh.connect_timeout"), "{err}");
 }
@@ -93,7 +100,12 @@ fn all_semantic_problems_are_listed_at_once() {
     let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(
         keys,
-        ["nodes[1].name", "floating.name", "floating.ttl", "policy.fall"],
+        [
+            "nodes[1].name",
+            "floating.name",
+            "floating.ttl",
+            "policy.fall"
+        ],
         "{problems:#?}"
     );
 }
@@ -114,7 +126,9 @@ fn node_count_must_be_two() {
 
 #[test]
 fn syntax_errors_give_line_and_column() {
-    let err = ClusterConfig::from_toml_str("[[nodes]\nname = 1").unwrap_err().to_string();
+    let err = ClusterConfig::from_toml_str("[[nodes]\nname = 1")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("line 1"), "{err}");
 }
 

@@ -24,7 +24,12 @@ struct Validator {
 }
 
 impl Validator {
-    fn push(&mut self, key: impl Into<String>, expected: impl Into<String>, got: impl Into<String>) {
+    fn push(
+        &mut self,
+        key: impl Into<String>,
+        expected: impl Into<String>,
+        got: impl Into<String>,
+    ) {
         self.problems.push(ConfigProblem::new(key, expected, got));
     }
 
@@ -64,7 +69,11 @@ impl Validator {
                     format!("{:?}", n.name),
                 );
             } else if !names.insert(n.name.as_str()) {
-                self.push(k("name"), "a name no other node has", format!("{:?}", n.name));
+                self.push(
+                    k("name"),
+                    "a name no other node has",
+                    format!("{:?}", n.name),
+                );
             }
             if !is_dns_name(&n.hostname) {
                 self.push(
@@ -81,19 +90,35 @@ impl Validator {
             self.port(k("ssh.port"), n.ssh.port);
             self.non_empty(k("ssh.user"), &n.ssh.user, "a user name");
             if n.ssh.identity.as_os_str().is_empty() {
-                self.push(k("ssh.identity"), "the path of a private key file", "an empty path");
+                self.push(
+                    k("ssh.identity"),
+                    "the path of a private key file",
+                    "an empty path",
+                );
             }
             if n.ssh.known_hosts.as_os_str().is_empty() {
-                self.push(k("ssh.known_hosts"), "the path of a known_hosts file", "an empty path");
+                self.push(
+                    k("ssh.known_hosts"),
+                    "the path of a known_hosts file",
+                    "an empty path",
+                );
             }
             self.positive(k("ssh.connect_timeout"), n.ssh.connect_timeout);
             self.positive(k("ssh.command_timeout"), n.ssh.command_timeout);
             self.positive(k("ssh.keepalive_interval"), n.ssh.keepalive_interval);
             if n.ssh.connect_attempts == 0 || n.ssh.connect_attempts > 20 {
-                self.push(k("ssh.connect_attempts"), "1..20", n.ssh.connect_attempts.to_string());
+                self.push(
+                    k("ssh.connect_attempts"),
+                    "1..20",
+                    n.ssh.connect_attempts.to_string(),
+                );
             }
             // postgres
-            self.non_empty(k("postgres.host"), &n.postgres.host, "a host name or address");
+            self.non_empty(
+                k("postgres.host"),
+                &n.postgres.host,
+                "a host name or address",
+            );
             self.port(k("postgres.port"), n.postgres.port);
             self.non_empty(k("postgres.dbname"), &n.postgres.dbname, "a database name");
             self.non_empty(k("postgres.user"), &n.postgres.user, "a role name");
@@ -102,12 +127,20 @@ impl Validator {
             if let Some(root) = n.syncthing.as_ref().and_then(|st| st.folder_root.as_ref())
                 && !root.is_absolute()
             {
-                self.push(k("syncthing.folder_root"), "an absolute path", format!("{root:?}"));
+                self.push(
+                    k("syncthing.folder_root"),
+                    "an absolute path",
+                    format!("{root:?}"),
+                );
             }
             if let Some(st) = &n.syncthing
                 && !(st.url.starts_with("http://") || st.url.starts_with("https://"))
             {
-                self.push(k("syncthing.url"), "an http:// or https:// URL", format!("{:?}", st.url));
+                self.push(
+                    k("syncthing.url"),
+                    "an http:// or https:// URL",
+                    format!("{:?}", st.url),
+                );
             }
             // probes
             self.positive(k("probes.timeout"), n.probes.timeout);
@@ -132,7 +165,11 @@ impl Validator {
             }
             if let Some(http) = &n.probes.http {
                 if !(http.url.starts_with("http://") || http.url.starts_with("https://")) {
-                    self.push(k("probes.http.url"), "an http:// or https:// URL", format!("{:?}", http.url));
+                    self.push(
+                        k("probes.http.url"),
+                        "an http:// or https:// URL",
+                        format!("{:?}", http.url),
+                    );
                 }
                 if !(100..=599).contains(&http.status_min)
                     || !(100..=599).contains(&http.status_max)
@@ -153,10 +190,18 @@ impl Validator {
         let zone = f.zone.trim_end_matches('.').to_ascii_lowercase();
         let name = f.name.trim_end_matches('.').to_ascii_lowercase();
         if !is_dns_name(&zone) {
-            self.push("floating.zone", "a DNS zone such as example.com", format!("{:?}", f.zone));
+            self.push(
+                "floating.zone",
+                "a DNS zone such as example.com",
+                format!("{:?}", f.zone),
+            );
         }
         if !is_dns_name(&name) {
-            self.push("floating.name", "a DNS name such as pbx.example.com", format!("{:?}", f.name));
+            self.push(
+                "floating.name",
+                "a DNS name such as pbx.example.com",
+                format!("{:?}", f.name),
+            );
         } else if !(name == zone || name.ends_with(&format!(".{zone}"))) {
             self.push(
                 "floating.name",
@@ -165,11 +210,19 @@ impl Validator {
             );
         }
         if f.ttl == 0 || f.ttl > 86_400 {
-            self.push("floating.ttl", "1..86400 seconds (30-60 suggested)", f.ttl.to_string());
+            self.push(
+                "floating.ttl",
+                "1..86400 seconds (30-60 suggested)",
+                f.ttl.to_string(),
+            );
         }
         for (i, ns) in f.nameservers.iter().enumerate() {
             if ns.trim().is_empty() {
-                self.push(format!("floating.nameservers[{i}]"), "host or host:port", "an empty string");
+                self.push(
+                    format!("floating.nameservers[{i}]"),
+                    "host or host:port",
+                    "an empty string",
+                );
             }
         }
         for (i, n) in c.nodes.iter().enumerate() {
@@ -189,9 +242,17 @@ impl Validator {
         let mut ids = HashSet::new();
         for (i, f) in c.folders.iter().enumerate() {
             if !f.path.is_absolute() {
-                self.push(format!("folders[{i}].path"), "an absolute path", format!("{:?}", f.path));
+                self.push(
+                    format!("folders[{i}].path"),
+                    "an absolute path",
+                    format!("{:?}", f.path),
+                );
             } else if !paths.insert(f.path.clone()) {
-                self.push(format!("folders[{i}].path"), "a path listed once", format!("{:?}", f.path));
+                self.push(
+                    format!("folders[{i}].path"),
+                    "a path listed once",
+                    format!("{:?}", f.path),
+                );
             }
             if let Some(id) = &f.id {
                 if id.is_empty() || id.len() > 64 || id.chars().any(|c| c.is_whitespace()) {
@@ -201,7 +262,11 @@ impl Validator {
                         format!("{id:?}"),
                     );
                 } else if !ids.insert(id.clone()) {
-                    self.push(format!("folders[{i}].id"), "an id used once", format!("{id:?}"));
+                    self.push(
+                        format!("folders[{i}].id"),
+                        "an id used once",
+                        format!("{id:?}"),
+                    );
                 }
             }
             if f.rescan_interval_s == 0 {
@@ -307,22 +372,41 @@ impl Validator {
     fn failover(&mut self, c: &ClusterConfig) {
         let f = &c.failover;
         for (i, cmd) in f.fence_commands.iter().enumerate() {
-            self.non_empty(format!("failover.fence_commands[{i}]"), cmd, "a shell command");
+            self.non_empty(
+                format!("failover.fence_commands[{i}]"),
+                cmd,
+                "a shell command",
+            );
         }
         self.positive("failover.fence_timeout".into(), f.fence_timeout);
         self.positive("failover.record_refresh".into(), f.record_refresh);
         self.positive("failover.flip_timeout".into(), f.flip_timeout);
-        self.positive("failover.preconditions_interval".into(), f.preconditions_interval);
+        self.positive(
+            "failover.preconditions_interval".into(),
+            f.preconditions_interval,
+        );
         if let Some(cmd) = &f.notify_command {
-            self.non_empty("failover.notify_command".into(), cmd, "a shell command (or no key)");
+            self.non_empty(
+                "failover.notify_command".into(),
+                cmd,
+                "a shell command (or no key)",
+            );
         }
         if let Some(url) = &f.webhook
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            self.push("failover.webhook", "an http:// or https:// URL", format!("{url:?}"));
+            self.push(
+                "failover.webhook",
+                "an http:// or https:// URL",
+                format!("{url:?}"),
+            );
         }
         if f.audit_log.as_os_str().is_empty() {
-            self.push("failover.audit_log", "the path of a file to append to", "an empty path");
+            self.push(
+                "failover.audit_log",
+                "the path of a file to append to",
+                "an empty path",
+            );
         }
     }
 }
@@ -344,6 +428,7 @@ pub(crate) fn is_dns_name(s: &str) -> bool {
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
 }

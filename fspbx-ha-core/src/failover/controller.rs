@@ -111,7 +111,9 @@ impl NodeRuntime {
                     if self.connecting.is_none() {
                         let target = self.ssh_target(config);
                         self.connecting =
-                            Some(tokio::spawn(async move { SshSession::connect(&target).await }));
+                            Some(tokio::spawn(
+                                async move { SshSession::connect(&target).await },
+                            ));
                     }
                     let why = self
                         .ssh_error
@@ -256,8 +258,7 @@ impl Controller {
                 id: node_of(i),
                 name: n.name.clone(),
                 needs_ssh: (n.postgres.via_ssh && n.probes.postgres != PgProbeMode::Off)
-                    || n
-                        .syncthing
+                    || n.syncthing
                         .as_ref()
                         .is_some_and(|s| s.via_ssh && n.probes.syncthing),
                 ssh: None,
@@ -297,7 +298,10 @@ impl Controller {
 
     /// A copy of the current status.
     pub fn status(&self) -> ControllerStatus {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Where `/metrics` and `/health` are served, when configured.
@@ -404,7 +408,10 @@ impl Controller {
         self.connect_ssh_initially().await;
         let actions = self.refresh_record().await;
         self.execute(actions).await;
-        let from = self.policy.active().map(|n| self.config.nodes[n.index()].name.clone());
+        let from = self
+            .policy
+            .active()
+            .map(|n| self.config.nodes[n.index()].name.clone());
         if preconditions::measured(&self.config) {
             match preconditions::measure(&self.config).await {
                 Ok(inputs) => self.feed_preconditions(inputs).await,
@@ -426,9 +433,7 @@ impl Controller {
         let actions = self
             .policy
             .handle(Input::SwitchoverRequest { to }, Instant::now());
-        let flips = actions
-            .iter()
-            .any(|a| matches!(a, Action::FlipDns { .. }));
+        let flips = actions.iter().any(|a| matches!(a, Action::FlipDns { .. }));
         if !flips {
             let reason = actions
                 .iter()
@@ -450,7 +455,10 @@ impl Controller {
                 &AuditRecord::new("switchover", "warning", format!("refused: {reason}"))
                     .node(&to_name),
             );
-            return Err(Error::SwitchoverRefused { to: to_name, reason });
+            return Err(Error::SwitchoverRefused {
+                to: to_name,
+                reason,
+            });
         }
         if dry_run {
             self.audit.write(
@@ -702,13 +710,21 @@ impl Controller {
                 ));
                 self.record_error = Some(e.clone());
             }
-            self.status.lock().unwrap_or_else(|p| p.into_inner()).record_error = Some(e);
+            self.status
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record_error = Some(e);
             return vec![];
         }
         self.record_error = None;
         let active = active_index(self.floating.nodes(), &values).map(node_of);
         let active_name = active.map(|n| self.config.nodes[n.index()].name.clone());
-        let first = self.status.lock().unwrap_or_else(|p| p.into_inner()).active.is_none()
+        let first = self
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .active
+            .is_none()
             && self.record.is_empty();
         if first || values != self.record {
             let (level, message) = match &active_name {
@@ -765,8 +781,10 @@ impl Controller {
             }
             self.audit.write(&r);
             if level == "critical" {
-                self.status.lock().unwrap_or_else(|p| p.into_inner()).last_alert =
-                    Some(message.clone());
+                self.status
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .last_alert = Some(message.clone());
             }
             match action {
                 Action::Notify { level, message } => self.notify(level, "decision", message),
@@ -803,11 +821,12 @@ impl Controller {
         let status = self.status.clone();
         self.tasks.spawn(async move {
             let failures = notifier.send(&n).await;
-            status.lock().unwrap_or_else(|p| p.into_inner()).notifications += 1;
+            status
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .notifications += 1;
             for f in failures {
-                audit.write(
-                    &AuditRecord::new("notify_failed", "warning", f).detail(&n),
-                );
+                audit.write(&AuditRecord::new("notify_failed", "warning", f).detail(&n));
             }
         });
     }
@@ -840,13 +859,20 @@ impl Controller {
                 format!(
                     "fencing node {} incomplete: {}",
                     spec.name,
-                    report.error.clone().unwrap_or_else(|| "a command failed".into())
+                    report
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "a command failed".into())
                 )
             };
             audit.write(
-                &AuditRecord::new("fence", if report.ok() { "info" } else { "warning" }, message)
-                    .node(&spec.name)
-                    .detail(&report),
+                &AuditRecord::new(
+                    "fence",
+                    if report.ok() { "info" } else { "warning" },
+                    message,
+                )
+                .node(&spec.name)
+                .detail(&report),
             );
             report
         })
@@ -882,8 +908,10 @@ impl Controller {
             timeout: flip_timeout,
             wait_for_servers: true,
         };
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).pending_flip =
-            Some(to_name.clone());
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pending_flip = Some(to_name.clone());
         let started = Instant::now();
         let result = tokio::time::timeout(
             flip_timeout + Duration::from_secs(1),
@@ -926,8 +954,11 @@ impl Controller {
                     )
                 };
                 outcome.report = Some(report);
-                self.audit
-                    .write(&AuditRecord::new("flip", level, &message).node(&to_name).detail(&outcome));
+                self.audit.write(
+                    &AuditRecord::new("flip", level, &message)
+                        .node(&to_name)
+                        .detail(&outcome),
+                );
                 let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
                 st.flips_ok += 1;
                 st.active = Some(to_name.clone());

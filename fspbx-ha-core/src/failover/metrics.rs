@@ -107,7 +107,9 @@ fn health_value(h: Health) -> u8 {
 
 /// Escapes a Prometheus label value.
 fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn secs(t: SystemTime) -> f64 {
@@ -153,7 +155,10 @@ pub fn render_prometheus(s: &ControllerStatus) -> String {
         "fspbx_ha_node_last_round_ok",
         "gauge",
         "Whether the node's last probe round passed (1) or not (0); -1 before the first.",
-        &nodes(&|n| n.last_round_ok.map_or(-1.0, |ok| if ok { 1.0 } else { 0.0 })),
+        &nodes(&|n| {
+            n.last_round_ok
+                .map_or(-1.0, |ok| if ok { 1.0 } else { 0.0 })
+        }),
     );
     metric(
         "fspbx_ha_node_active",
@@ -295,11 +300,7 @@ pub fn respond(
         return (405, "text/plain", "only GET\n".into());
     }
     match path {
-        "/metrics" => (
-            200,
-            "text/plain; version=0.0.4",
-            render_prometheus(status),
-        ),
+        "/metrics" => (200, "text/plain; version=0.0.4", render_prometheus(status)),
         "/health" => {
             if status.healthy(now, stale_after) {
                 (200, "text/plain", "ok\n".into())
@@ -369,7 +370,10 @@ mod tests {
         assert!(t.contains("fspbx_ha_node_health{node=\"b\"} 1\n"), "{t}");
         assert!(t.contains("fspbx_ha_node_active{node=\"b\"} 1\n"), "{t}");
         assert!(t.contains("fspbx_ha_node_active{node=\"a\"} 0\n"), "{t}");
-        assert!(t.contains("fspbx_ha_node_last_round_ok{node=\"a\"} -1\n"), "{t}");
+        assert!(
+            t.contains("fspbx_ha_node_last_round_ok{node=\"a\"} -1\n"),
+            "{t}"
+        );
         assert!(t.contains("fspbx_ha_flips_total{result=\"ok\"} 1\n"), "{t}");
         assert!(t.contains("# TYPE fspbx_ha_flips_total counter\n"), "{t}");
     }
@@ -380,9 +384,19 @@ mod tests {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
         s.last_round_at = Some(t0);
         let stale = Duration::from_secs(3);
-        let (code, _, body) = respond("GET /health HTTP/1.1", &s, t0 + Duration::from_secs(1), stale);
+        let (code, _, body) = respond(
+            "GET /health HTTP/1.1",
+            &s,
+            t0 + Duration::from_secs(1),
+            stale,
+        );
         assert_eq!((code, body.as_str()), (200, "ok\n"));
-        let (code, _, body) = respond("GET /health HTTP/1.1", &s, t0 + Duration::from_secs(10), stale);
+        let (code, _, body) = respond(
+            "GET /health HTTP/1.1",
+            &s,
+            t0 + Duration::from_secs(10),
+            stale,
+        );
         assert_eq!(code, 503);
         assert!(body.contains("last round 10.0s ago"), "{body}");
         assert_eq!(respond("GET /nope HTTP/1.1", &s, t0, stale).0, 404);

@@ -9,6 +9,7 @@
 //! - [`controller`]: the I/O loop (probes, DNS flip with compare-and-swap, fencing,
 //!   notifications), [`audit`] its JSON-lines log, [`metrics`] its `/metrics` and `/health`.
 //! - [`fence`], [`notify`], [`preconditions`]: the actions and measurements it uses.
+//! - [`report`]: `failover status` (audit tail, active node, controller health).
 //!
 //! ```no_run
 //! # async fn demo() -> fspbx_ha_core::Result<()> {
@@ -30,10 +31,12 @@ pub mod metrics;
 pub mod notify;
 pub mod policy;
 pub mod preconditions;
+pub mod report;
 
 pub use audit::{AuditLog, AuditRecord, read_tail};
 pub use controller::{Controller, FlipOutcome, SwitchoverReport};
 pub use metrics::{ControllerStatus, MetricsServer, NodeStatus, render_prometheus};
+pub use report::{ControllerHealth, FailoverStatusReport, ask_health, status_report};
 pub use policy::{
     Action, FailoverPolicy, Health, Input, NodeId, PolicySettings, Precondition, Requirement,
 };

@@ -80,7 +80,9 @@ async fn run_command(cmd: &str, n: &Notification) -> Result<(), String> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    let child = c.spawn().map_err(|e| format!("cannot start `sh -c`: {e}"))?;
+    let child = c
+        .spawn()
+        .map_err(|e| format!("cannot start `sh -c`: {e}"))?;
     match tokio::time::timeout(NOTIFY_TIMEOUT, child.wait_with_output()).await {
         Err(_) => Err(format!("did not finish within {NOTIFY_TIMEOUT:?}")),
         Ok(Err(e)) => Err(e.to_string()),

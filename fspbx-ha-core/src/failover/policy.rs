@@ -347,7 +347,11 @@ impl FailoverPolicy {
         }
         if st.health != before {
             actions.push(Action::Notify {
-                level: if st.health == Health::Down { "warning" } else { "info" },
+                level: if st.health == Health::Down {
+                    "warning"
+                } else {
+                    "info"
+                },
                 message: format!("node {node:?} is now {:?}", st.health),
             });
         }
@@ -391,7 +395,9 @@ impl FailoverPolicy {
                 Requirement::Off => {}
             }
         };
-        let lag_ok = st.lag.is_some_and(|l| l <= self.settings.max_replication_lag);
+        let lag_ok = st
+            .lag
+            .is_some_and(|l| l <= self.settings.max_replication_lag);
         check(
             self.settings.lag_requirement,
             lag_ok,
@@ -544,7 +550,13 @@ impl FailoverPolicy {
             });
             return;
         }
-        self.flip(to, now, format!("switchover to {to:?} requested"), false, actions);
+        self.flip(
+            to,
+            now,
+            format!("switchover to {to:?} requested"),
+            false,
+            actions,
+        );
     }
 }
 

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use super::{Input, NodeId, Requirement};
+use crate::Result;
 use crate::config::ClusterConfig;
 use crate::replication::{Pair, status};
-use crate::Result;
 
 /// Whether any gate is measured at all under `config`.
 pub fn measured(config: &ClusterConfig) -> bool {

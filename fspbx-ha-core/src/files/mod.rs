@@ -145,11 +145,9 @@ impl Files {
             };
             clients.push(SyncthingClient::new(node.name.clone(), &url, api_key)?);
             intents.push(NodeIntent {
-                path_prefix: options.path_prefix[i].clone().or_else(|| {
-                    spec.folder_root
-                        .as_ref()
-                        .map(|r| r.display().to_string())
-                }),
+                path_prefix: options.path_prefix[i]
+                    .clone()
+                    .or_else(|| spec.folder_root.as_ref().map(|r| r.display().to_string())),
                 ..NodeIntent::new(
                     node.name.clone(),
                     node.hostname.clone(),

@@ -16,7 +16,9 @@ pub struct PgConn {
 
 impl std::fmt::Debug for PgConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgConn").field("node", &self.node).finish_non_exhaustive()
+        f.debug_struct("PgConn")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
     }
 }
 

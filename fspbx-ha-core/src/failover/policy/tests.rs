@@ -18,15 +18,44 @@ fn settings() -> PolicySettings {
 /// A policy with A active, both nodes Up, preconditions met.
 fn healthy_pair(t0: Instant) -> FailoverPolicy {
     let mut p = FailoverPolicy::new(settings());
-    p.handle(Input::FloatingRecord { active: Some(NodeId::A) }, t0);
+    p.handle(
+        Input::FloatingRecord {
+            active: Some(NodeId::A),
+        },
+        t0,
+    );
     p.handle(Input::SchemaDrift { drift: false }, t0);
     for n in [NodeId::A, NodeId::B] {
-        p.handle(Input::ReplicationLag { node: n, lag: Some(Duration::from_millis(100)) }, t0);
-        p.handle(Input::SyncComplete { node: n, complete: true }, t0);
+        p.handle(
+            Input::ReplicationLag {
+                node: n,
+                lag: Some(Duration::from_millis(100)),
+            },
+            t0,
+        );
+        p.handle(
+            Input::SyncComplete {
+                node: n,
+                complete: true,
+            },
+            t0,
+        );
     }
     for _ in 0..2 {
-        p.handle(Input::ProbeRound { node: NodeId::A, ok: true }, t0);
-        p.handle(Input::ProbeRound { node: NodeId::B, ok: true }, t0);
+        p.handle(
+            Input::ProbeRound {
+                node: NodeId::A,
+                ok: true,
+            },
+            t0,
+        );
+        p.handle(
+            Input::ProbeRound {
+                node: NodeId::B,
+                ok: true,
+            },
+            t0,
+        );
     }
     assert_eq!(p.health(NodeId::A), Health::Up);
     assert_eq!(p.health(NodeId::B), Health::Up);
@@ -50,22 +79,49 @@ fn fails_over_after_fall_bad_rounds_and_fences_the_old_node() {
     let mut t = t0;
     for i in 1..=3 {
         t += INTERVAL;
-        let a = p.handle(Input::ProbeRound { node: NodeId::A, ok: false }, t);
+        let a = p.handle(
+            Input::ProbeRound {
+                node: NodeId::A,
+                ok: false,
+            },
+            t,
+        );
         if i < 3 {
             assert!(flips(&a).is_empty(), "no flip before fall rounds: {a:?}");
         } else {
             assert_eq!(flips(&a), [NodeId::B]);
             assert!(a.contains(&Action::Fence { node: NodeId::A }));
-            let fence_pos = a.iter().position(|x| matches!(x, Action::Fence { .. })).unwrap();
-            let flip_pos = a.iter().position(|x| matches!(x, Action::FlipDns { .. })).unwrap();
+            let fence_pos = a
+                .iter()
+                .position(|x| matches!(x, Action::Fence { .. }))
+                .unwrap();
+            let flip_pos = a
+                .iter()
+                .position(|x| matches!(x, Action::FlipDns { .. }))
+                .unwrap();
             assert!(fence_pos < flip_pos, "fence is asked for before the flip");
         }
     }
     assert_eq!(p.pending_flip(), Some(NodeId::B));
     // While the flip is pending nothing else is asked for.
     t += INTERVAL;
-    assert!(flips(&p.handle(Input::ProbeRound { node: NodeId::A, ok: false }, t)).is_empty());
-    p.handle(Input::FlipResult { to: NodeId::B, ok: true }, t);
+    assert!(
+        flips(&p.handle(
+            Input::ProbeRound {
+                node: NodeId::A,
+                ok: false
+            },
+            t
+        ))
+        .is_empty()
+    );
+    p.handle(
+        Input::FlipResult {
+            to: NodeId::B,
+            ok: true,
+        },
+        t,
+    );
     assert_eq!(p.active(), Some(NodeId::B));
     assert_eq!(p.pending_flip(), None);
 }
@@ -77,8 +133,20 @@ fn no_flip_when_standby_is_down_too_but_one_alert() {
     let mut all = Vec::new();
     for i in 1..=10 {
         let t = t0 + INTERVAL * i;
-        all.extend(p.handle(Input::ProbeRound { node: NodeId::A, ok: false }, t));
-        all.extend(p.handle(Input::ProbeRound { node: NodeId::B, ok: false }, t));
+        all.extend(p.handle(
+            Input::ProbeRound {
+                node: NodeId::A,
+                ok: false,
+            },
+            t,
+        ));
+        all.extend(p.handle(
+            Input::ProbeRound {
+                node: NodeId::B,
+                ok: false,
+            },
+            t,
+        ));
     }
     assert!(flips(&all).is_empty());
     let alerts = all
@@ -92,27 +160,65 @@ fn no_flip_when_standby_is_down_too_but_one_alert() {
 fn hard_precondition_blocks_and_soft_only_warns() {
     let t0 = Instant::now();
     let mut p = healthy_pair(t0);
-    p.handle(Input::ReplicationLag { node: NodeId::B, lag: Some(Duration::from_secs(30)) }, t0);
+    p.handle(
+        Input::ReplicationLag {
+            node: NodeId::B,
+            lag: Some(Duration::from_secs(30)),
+        },
+        t0,
+    );
     let mut all = Vec::new();
     for i in 1..=3 {
-        all.extend(p.handle(Input::ProbeRound { node: NodeId::A, ok: false }, t0 + INTERVAL * i));
+        all.extend(p.handle(
+            Input::ProbeRound {
+                node: NodeId::A,
+                ok: false,
+            },
+            t0 + INTERVAL * i,
+        ));
     }
     assert!(flips(&all).is_empty());
     assert!(all.iter().any(|a| matches!(a, Action::Notify { message, .. } if message.contains("replication lag into B is 30.0s"))));
     // Sync turns incomplete (soft), then the lag recovers: the flip happens at once, with a
     // warning.
     let t4 = t0 + INTERVAL * 4;
-    assert!(flips(&p.handle(Input::SyncComplete { node: NodeId::B, complete: false }, t4)).is_empty());
-    let a = p.handle(Input::ReplicationLag { node: NodeId::B, lag: Some(Duration::from_millis(200)) }, t4);
+    assert!(
+        flips(&p.handle(
+            Input::SyncComplete {
+                node: NodeId::B,
+                complete: false
+            },
+            t4
+        ))
+        .is_empty()
+    );
+    let a = p.handle(
+        Input::ReplicationLag {
+            node: NodeId::B,
+            lag: Some(Duration::from_millis(200)),
+        },
+        t4,
+    );
     assert_eq!(flips(&a), [NodeId::B]);
-    assert!(a.iter().any(|x| matches!(x, Action::Notify { level: "warning", .. })));
+    assert!(a.iter().any(|x| matches!(
+        x,
+        Action::Notify {
+            level: "warning",
+            ..
+        }
+    )));
 }
 
 #[test]
 fn no_automatic_failback_unless_configured() {
     let t0 = Instant::now();
     let mut p = healthy_pair(t0);
-    p.handle(Input::FloatingRecord { active: Some(NodeId::B) }, t0);
+    p.handle(
+        Input::FloatingRecord {
+            active: Some(NodeId::B),
+        },
+        t0,
+    );
     let t = t0 + Duration::from_secs(3600);
     assert!(flips(&p.tick(t)).is_empty());
 
@@ -120,7 +226,12 @@ fn no_automatic_failback_unless_configured() {
     s.auto_failback = true;
     let mut p = healthy_pair(t0);
     p.settings = s;
-    p.handle(Input::FloatingRecord { active: Some(NodeId::B) }, t0);
+    p.handle(
+        Input::FloatingRecord {
+            active: Some(NodeId::B),
+        },
+        t0,
+    );
     assert_eq!(flips(&p.tick(t)), [NodeId::A]);
 }
 
@@ -130,17 +241,38 @@ fn switchover_needs_a_healthy_target_and_ignores_hold_down() {
     let mut p = healthy_pair(t0);
     let a = p.handle(Input::SwitchoverRequest { to: NodeId::B }, t0);
     assert_eq!(flips(&a), [NodeId::B]);
-    assert!(!a.iter().any(|x| matches!(x, Action::Fence { .. })), "planned moves do not fence");
-    p.handle(Input::FlipResult { to: NodeId::B, ok: true }, t0);
+    assert!(
+        !a.iter().any(|x| matches!(x, Action::Fence { .. })),
+        "planned moves do not fence"
+    );
+    p.handle(
+        Input::FlipResult {
+            to: NodeId::B,
+            ok: true,
+        },
+        t0,
+    );
     // Right back, within the hold-down: allowed for an operator.
-    let a = p.handle(Input::SwitchoverRequest { to: NodeId::A }, t0 + Duration::from_secs(1));
+    let a = p.handle(
+        Input::SwitchoverRequest { to: NodeId::A },
+        t0 + Duration::from_secs(1),
+    );
     assert_eq!(flips(&a), [NodeId::A]);
 
     let mut p = healthy_pair(t0);
     for i in 1..=3 {
-        p.handle(Input::ProbeRound { node: NodeId::B, ok: false }, t0 + INTERVAL * i);
+        p.handle(
+            Input::ProbeRound {
+                node: NodeId::B,
+                ok: false,
+            },
+            t0 + INTERVAL * i,
+        );
     }
-    let a = p.handle(Input::SwitchoverRequest { to: NodeId::B }, t0 + INTERVAL * 4);
+    let a = p.handle(
+        Input::SwitchoverRequest { to: NodeId::B },
+        t0 + INTERVAL * 4,
+    );
     assert!(flips(&a).is_empty());
 }
 
@@ -148,11 +280,22 @@ fn switchover_needs_a_healthy_target_and_ignores_hold_down() {
 fn restart_with_no_evidence_does_not_flip() {
     let t0 = Instant::now();
     let mut p = FailoverPolicy::new(settings());
-    p.handle(Input::FloatingRecord { active: Some(NodeId::B) }, t0);
+    p.handle(
+        Input::FloatingRecord {
+            active: Some(NodeId::B),
+        },
+        t0,
+    );
     // Two bad rounds of the active node and nothing about the other: unknown, no flip.
     let mut all = Vec::new();
     for i in 1..=2 {
-        all.extend(p.handle(Input::ProbeRound { node: NodeId::B, ok: false }, t0 + INTERVAL * i));
+        all.extend(p.handle(
+            Input::ProbeRound {
+                node: NodeId::B,
+                ok: false,
+            },
+            t0 + INTERVAL * i,
+        ));
     }
     assert!(flips(&all).is_empty());
     assert_eq!(p.health(NodeId::A), Health::Unknown);
@@ -163,10 +306,21 @@ fn a_lost_flip_result_is_recovered_from_the_record() {
     let t0 = Instant::now();
     let mut p = healthy_pair(t0);
     for i in 1..=3 {
-        p.handle(Input::ProbeRound { node: NodeId::A, ok: false }, t0 + INTERVAL * i);
+        p.handle(
+            Input::ProbeRound {
+                node: NodeId::A,
+                ok: false,
+            },
+            t0 + INTERVAL * i,
+        );
     }
     assert_eq!(p.pending_flip(), Some(NodeId::B));
-    p.handle(Input::FloatingRecord { active: Some(NodeId::B) }, t0 + INTERVAL * 5);
+    p.handle(
+        Input::FloatingRecord {
+            active: Some(NodeId::B),
+        },
+        t0 + INTERVAL * 5,
+    );
     assert_eq!(p.pending_flip(), None);
     assert_eq!(p.active(), Some(NodeId::B));
 }
@@ -222,7 +376,12 @@ fn run(steps: &[Step]) -> (Vec<Event>, Vec<Action>) {
     let t0 = Instant::now();
     let mut now = t0;
     let mut p = FailoverPolicy::new(settings());
-    p.handle(Input::FloatingRecord { active: Some(NodeId::A) }, now);
+    p.handle(
+        Input::FloatingRecord {
+            active: Some(NodeId::A),
+        },
+        now,
+    );
     let mut events = Vec::new();
     let mut all = Vec::new();
     for s in steps {
@@ -233,7 +392,10 @@ fn run(steps: &[Step]) -> (Vec<Event>, Vec<Action>) {
             Step::Round(n, ok) => p.handle(Input::ProbeRound { node: *n, ok: *ok }, now),
             Step::Record(a) => p.handle(Input::FloatingRecord { active: *a }, now),
             Step::Lag(n, ms) => p.handle(
-                Input::ReplicationLag { node: *n, lag: Some(Duration::from_millis(*ms)) },
+                Input::ReplicationLag {
+                    node: *n,
+                    lag: Some(Duration::from_millis(*ms)),
+                },
                 now,
             ),
             Step::Drift(d) => p.handle(Input::SchemaDrift { drift: *d }, now),
@@ -259,7 +421,12 @@ fn run(steps: &[Step]) -> (Vec<Event>, Vec<Action>) {
             events.push(Event::Failed);
         }
         for to in flips(&actions) {
-            events.push(Event::Requested { at: now - t0, to, health: p.health(to), manual });
+            events.push(Event::Requested {
+                at: now - t0,
+                to,
+                health: p.health(to),
+                manual,
+            });
         }
         all.extend(actions);
     }
