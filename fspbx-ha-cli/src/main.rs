@@ -58,6 +58,9 @@ enum Command {
     /// Syncthing both ways: pair the daemons, sync status, wait until in sync.
     #[command(subcommand)]
     Sync(cmd::sync::SyncCommand),
+    /// The failover controller: watch (probe, flip, fence, audit), status, switchover.
+    #[command(subcommand)]
+    Failover(cmd::failover::FailoverCommand),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +84,10 @@ fn main() -> ExitCode {
             Command::Sync(c) => cmd::sync::run(c, &cli.config, cli.json).await,
             Command::Dns(c) => match cmd::load_config(&cli.config) {
                 Ok(config) => cmd::dns::run(c, &config, cli.json).await,
+                Err(e) => Err(e),
+            },
+            Command::Failover(c) => match cmd::load_config(&cli.config) {
+                Ok(config) => cmd::failover::run(c, config, cli.json).await,
                 Err(e) => Err(e),
             },
         }

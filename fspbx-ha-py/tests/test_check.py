@@ -66,3 +66,18 @@ def test_unresolvable_password_is_reported_without_the_secret(lab, tmp_path, mon
     dumped = report.to_json() + report.table()
     assert "Wr0ng-Pa55word" not in dumped
     assert open(pw_b).read().strip() not in dumped
+
+
+def test_pair_status_reads_every_part(lab):
+    cfg = fspbx_ha.ClusterConfig.load(lab.config_path)
+    st = fspbx_ha.pair_status(cfg)
+    assert st["verdict"] in ("healthy", "degraded", "broken")
+    # Every part was read from the real servers: Knot, both PostgreSQL, both Syncthing (via SSH).
+    assert st["floating"]["state"] == "ok", st["floating"]
+    assert st["floating"]["value"]["zone"] == "example.test"
+    assert st["replication"]["state"] == "ok", st["replication"]
+    assert len(st["replication"]["value"]["directions"]) == 2
+    assert st["files"]["state"] == "ok", st["files"]
+    assert [n["node"] for n in st["files"]["value"]["sync"]["nodes"]] == ["a", "b"]
+    if st["verdict"] != "healthy":
+        assert st["reasons"]

@@ -3,6 +3,7 @@
 pub(crate) mod check;
 pub(crate) mod config;
 pub(crate) mod dns;
+pub(crate) mod failover;
 pub(crate) mod init;
 pub(crate) mod replication;
 pub(crate) mod status;
