@@ -1,6 +1,8 @@
 //! Cost of what runs on every `fspbx-ha` invocation: parsing and validating the configuration,
 //! and evaluating check results. Compare the numbers as ratios between commits, not absolutes.
 
+#![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use fspbx_ha::core::check::rules::{evaluate_server, evaluate_tables};
 use fspbx_ha::core::config::ClusterConfig;

@@ -3,6 +3,8 @@
 //! open connection, and one `direct-tcpip` channel to a TCP service on the node.
 //! Compare the numbers as ratios between commits, not absolutes.
 
+#![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items
+
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};

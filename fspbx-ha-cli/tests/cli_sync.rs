@@ -67,6 +67,7 @@ fn lab() -> Lab {
             url: format!("http://127.0.0.1:{}", st[i].gui_addr().port()),
             api_key: SecretRef::file(st[i].api_key_file()),
             via_ssh: true,
+            folder_root: None,
         });
     }
     c.folders = vec![FolderSpec {

@@ -316,3 +316,136 @@ async fn failover_flips_on_node_loss_only_and_never_flaps() {
     );
     assert_eq!(events(&audit, "flip").len(), 1, "one flip in the whole run");
 }
+
+/// `kill -SIG pid` (pausing and resuming a lab server).
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_compare_and_swap_or_a_hung_provider_never_makes_a_wrong_flip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = Lab::start(LabOptions {
+        dns: true,
+        sip: true,
+        ..LabOptions::new(dir.path().join("lab"))
+    })
+    .unwrap();
+    let mut config = config_for(&lab);
+    let audit = config.failover.audit_log.clone();
+    let floating = Floating::new(&config).unwrap();
+    floating.apply(DEFAULT_NODE_TTL).await.unwrap();
+    assert!(
+        floating
+            .verify(None, Duration::from_secs(20))
+            .await
+            .unwrap()
+            .ok
+    );
+    let checker = floating.checker().await.unwrap();
+    let name = config.floating.name.clone();
+    let (addr_a, addr_b) = (
+        config.nodes[0].addresses.clone(),
+        config.nodes[1].addresses.clone(),
+    );
+
+    // --- Someone else moves the record (to an address of neither node) after the controller
+    // read it; A then dies. The controller's flip is guarded by the value it read: it loses
+    // the compare-and-swap, re-reads, and leaves the other party's value alone.
+    config.failover.record_refresh = Duration::from_secs(60);
+    let run = Running::start(&config).await;
+    tokio::time::sleep(INTERVAL * 4).await;
+    let third: Vec<IpAddr> = vec!["127.0.0.9".parse().unwrap()];
+    let elsewhere = fspbx_ha_core::floating::Target {
+        node: None,
+        addresses: third.clone(),
+    };
+    let report = floating
+        .flip(&elsewhere, &fspbx_ha_core::floating::FlipOptions::default())
+        .await
+        .unwrap();
+    assert!(report.ok());
+    lab.a_mut().sip.as_mut().unwrap().kill_hard();
+    let lost = wait_until(Duration::from_secs(10), || async {
+        !events(&audit, "flip_failed").is_empty()
+    })
+    .await;
+    tokio::time::sleep(INTERVAL * 4).await;
+    let status = run.stop().await;
+    assert!(lost, "the lost compare-and-swap is audited");
+    let failed = events(&audit, "flip_failed");
+    assert!(
+        failed[0].message.contains("changed under us") && failed[0].level == "critical",
+        "{failed:#?}"
+    );
+    assert!(
+        events(&audit, "flip").is_empty(),
+        "no flip over the other party's value"
+    );
+    assert_eq!(status.flips_ok, 0);
+    assert_eq!(status.active, None, "{status:#?}");
+    assert!(all_answer(&checker, &name, &third).await);
+    assert!(
+        events(&audit, "record")
+            .iter()
+            .any(|r| r.message.contains("points at neither node")),
+        "the re-read is audited"
+    );
+
+    // --- Back to A; then the DNS primary hangs (SIGSTOP) while A dies: the flip fails loudly
+    // and is retried; when the primary answers again, the record ends on B, once.
+    lab.a_mut().sip.as_mut().unwrap().start_again().unwrap();
+    let to_a = floating.resolve_target("a", "to").unwrap();
+    assert!(
+        floating
+            .flip(&to_a, &fspbx_ha_core::floating::FlipOptions::default())
+            .await
+            .unwrap()
+            .ok()
+    );
+    config.failover.record_refresh = Duration::from_secs(1);
+    config.failover.flip_timeout = Duration::from_secs(2);
+    let primary = lab
+        .topology()
+        .processes
+        .iter()
+        .find(|p| p.component == fspbx_ha_lab::lab::Component::Knot)
+        .unwrap()
+        .pid;
+    let before = events(&audit, "flip_failed").len();
+    let run = Running::start(&config).await;
+    tokio::time::sleep(INTERVAL * 4).await;
+    signal(primary, "STOP");
+    lab.a_mut().sip.as_mut().unwrap().kill_hard();
+    let failed_loudly = wait_until(Duration::from_secs(15), || async {
+        events(&audit, "flip_failed").len() > before
+    })
+    .await;
+    signal(primary, "CONT");
+    assert!(
+        failed_loudly,
+        "a flip failing against a hung provider is audited"
+    );
+    let moved = wait_until(Duration::from_secs(20), || {
+        all_answer(&checker, &name, &addr_b)
+    })
+    .await;
+    tokio::time::sleep(INTERVAL * 6).await;
+    let status = run.stop().await;
+    assert!(moved, "{:?}", answers(&checker, &name).await);
+    assert!(status.flips_failed >= 1, "{status:#?}");
+    assert_eq!(status.active.as_deref(), Some("b"), "{status:#?}");
+    assert!(
+        events(&audit, "flip")
+            .iter()
+            .all(|r| r.node.as_deref() == Some("b")),
+        "never a flip elsewhere"
+    );
+    assert!(all_answer(&checker, &name, &addr_b).await);
+    assert!(!all_answer(&checker, &name, &addr_a).await);
+}

@@ -71,6 +71,7 @@ impl Lab {
                 url: format!("http://127.0.0.1:{}", self.st[i].gui_addr().port()),
                 api_key: SecretRef::file(self.st[i].api_key_file()),
                 via_ssh: true,
+                folder_root: None,
             });
         }
         c.folders = vec![

@@ -619,6 +619,7 @@ fn via_ssh_without_a_session_is_refused_naming_the_key() {
         url: "http://127.0.0.1:8384".into(),
         api_key: "env:FSPBX_HA_TEST_NONE".parse().unwrap(),
         via_ssh: true,
+        folder_root: None,
     });
     let e = ProbeSet::from_config(&config, &[None, None]).unwrap_err();
     assert!(e.to_string().contains("nodes[0].syncthing.via_ssh"), "{e}");

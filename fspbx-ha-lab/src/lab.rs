@@ -763,6 +763,8 @@ fn remove_lab_files(
         LAB_JSON,
         crate::cluster_toml::AUDIT_LOG,
         crate::cluster_toml::FENCE_LOG,
+        "replication.password",
+        "dns",
     ]
     .iter()
     .map(|name| dir.join(name))

@@ -271,7 +271,18 @@ fn binary_up_is_idempotent_and_down_leaves_nothing_behind() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("lab");
     let t: LabTopology = serde_json::from_str(&stdout(&bin(&["up", "--json"], &dir))).unwrap();
-    assert_eq!(t.processes.len(), 4);
+    // `up` runs everything: per node PostgreSQL, sshd, Kamailio and Syncthing; Knot twice.
+    for c in [
+        Component::Postgres,
+        Component::Sshd,
+        Component::Kamailio,
+        Component::Syncthing,
+        Component::Knot,
+    ] {
+        let n = t.processes.iter().filter(|p| p.component == c).count();
+        assert_eq!(n, 2, "{c:?}: {:?}", t.processes);
+    }
+    assert_eq!(t.processes.len(), 10);
     // The binary has exited: its processes keep running.
     assert!(t.all_alive(), "detached processes run after `up` exited");
     assert!(matches!(lab::status(&dir).unwrap(), LabStatus::Running(_)));

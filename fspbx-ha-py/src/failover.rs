@@ -1,5 +1,6 @@
 //! `FailoverPolicy` for Python: the library's sans-I/O policy, driven with synthetic
-//! observations and a virtual clock (seconds since the policy was created).
+//! observations and a virtual clock (seconds since the policy was created); and `Controller`,
+//! the library's failover controller, run for a while or in the background.
 
 use std::time::{Duration, Instant};
 
@@ -38,9 +39,8 @@ fn requirement(field: &str, value: &str) -> PyResult<Requirement> {
 }
 
 fn seconds(field: &str, s: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(s).map_err(|_| {
-        PyValueError::new_err(format!("{field}: expected seconds >= 0, got {s}"))
-    })
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| PyValueError::new_err(format!("{field}: expected seconds >= 0, got {s}")))
 }
 
 /// One action the policy asks for.
@@ -124,7 +124,12 @@ pub(crate) struct PyFailoverPolicy {
 impl PyFailoverPolicy {
     fn feed(&mut self, input: Input, at: f64) -> PyResult<Vec<PyAction>> {
         let now = self.base + seconds("at", at)?;
-        Ok(self.inner.handle(input, now).into_iter().map(PyAction::from).collect())
+        Ok(self
+            .inner
+            .handle(input, now)
+            .into_iter()
+            .map(PyAction::from)
+            .collect())
     }
 }
 
@@ -170,7 +175,13 @@ impl PyFailoverPolicy {
 
     /// One round of `node`'s required probes (`ok` when all answered).
     fn probe_round(&mut self, node: &str, ok: bool, at: f64) -> PyResult<Vec<PyAction>> {
-        self.feed(Input::ProbeRound { node: node_id(node)?, ok }, at)
+        self.feed(
+            Input::ProbeRound {
+                node: node_id(node)?,
+                ok,
+            },
+            at,
+        )
     }
 
     /// What the floating record points at (`None`: neither node).
@@ -182,9 +193,20 @@ impl PyFailoverPolicy {
 
     /// Replication lag into `node` in seconds (`None`: unknown).
     #[pyo3(signature = (node, lag, at))]
-    fn replication_lag(&mut self, node: &str, lag: Option<f64>, at: f64) -> PyResult<Vec<PyAction>> {
+    fn replication_lag(
+        &mut self,
+        node: &str,
+        lag: Option<f64>,
+        at: f64,
+    ) -> PyResult<Vec<PyAction>> {
         let lag = lag.map(|l| seconds("lag", l)).transpose()?;
-        self.feed(Input::ReplicationLag { node: node_id(node)?, lag }, at)
+        self.feed(
+            Input::ReplicationLag {
+                node: node_id(node)?,
+                lag,
+            },
+            at,
+        )
     }
 
     /// Whether the schemas differ.
@@ -194,7 +216,13 @@ impl PyFailoverPolicy {
 
     /// Whether `node`'s Syncthing folders are complete.
     fn sync_complete(&mut self, node: &str, complete: bool, at: f64) -> PyResult<Vec<PyAction>> {
-        self.feed(Input::SyncComplete { node: node_id(node)?, complete }, at)
+        self.feed(
+            Input::SyncComplete {
+                node: node_id(node)?,
+                complete,
+            },
+            at,
+        )
     }
 
     /// An operator asks to move the floating record to `to`.
@@ -204,13 +232,24 @@ impl PyFailoverPolicy {
 
     /// The outcome of a flip the caller executed.
     fn flip_result(&mut self, to: &str, ok: bool, at: f64) -> PyResult<Vec<PyAction>> {
-        self.feed(Input::FlipResult { to: node_id(to)?, ok }, at)
+        self.feed(
+            Input::FlipResult {
+                to: node_id(to)?,
+                ok,
+            },
+            at,
+        )
     }
 
     /// Re-evaluates at `at` without new input.
     fn tick(&mut self, at: f64) -> PyResult<Vec<PyAction>> {
         let now = self.base + seconds("at", at)?;
-        Ok(self.inner.tick(now).into_iter().map(PyAction::from).collect())
+        Ok(self
+            .inner
+            .tick(now)
+            .into_iter()
+            .map(PyAction::from)
+            .collect())
     }
 
     /// `up`, `down` or `unknown`.
@@ -238,5 +277,192 @@ impl PyFailoverPolicy {
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyFailoverPolicy>()?;
     m.add_class::<PyAction>()?;
+    m.add_class::<controller::PyController>()?;
+    m.add_function(wrap_pyfunction!(controller::failover_status, m)?)?;
     Ok(())
+}
+
+/// `Controller` for Python: the library's failover controller on the shared runtime.
+mod controller {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use fspbx_ha_core::config::ClusterConfig;
+    use fspbx_ha_core::failover::{Controller, ControllerStatus, status_report};
+    use pyo3::exceptions::{PyRuntimeError, PyValueError};
+    use pyo3::prelude::*;
+    use serde::Serialize;
+    use tokio::sync::oneshot;
+    use tokio::task::JoinHandle;
+
+    use super::node_id;
+    use crate::config::PyClusterConfig;
+    use crate::errors::core_err;
+    use crate::runtime::{block_on, runtime};
+
+    type Run = (
+        oneshot::Sender<()>,
+        JoinHandle<fspbx_ha_core::Result<ControllerStatus>>,
+    );
+
+    fn as_py<T: Serialize>(py: Python<'_>, value: &T) -> PyResult<Py<PyAny>> {
+        let text = serde_json::to_string(value)
+            .map_err(|e| crate::errors::FspbxHaError::new_err(e.to_string()))?;
+        Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
+    }
+
+    /// The failover controller: probes both nodes, feeds the policy, flips the floating record
+    /// (compare-and-swap), fences, notifies and audits. Run it for a while with `run_for`, or
+    /// in the background with `start` / `stop`.
+    #[pyclass(name = "Controller", module = "fspbx_ha")]
+    pub(crate) struct PyController {
+        config: ClusterConfig,
+        status: Option<Arc<Mutex<ControllerStatus>>>,
+        metrics_addr: Option<String>,
+        running: Option<Run>,
+    }
+
+    impl PyController {
+        fn build(&mut self, py: Python<'_>) -> PyResult<Controller> {
+            if self.running.is_some() {
+                return Err(PyRuntimeError::new_err(
+                    "the controller is running: call stop() first",
+                ));
+            }
+            let config = self.config.clone();
+            let c = block_on(py, Controller::new(config)).map_err(|e| core_err(py, e))?;
+            self.status = Some(c.status_handle());
+            self.metrics_addr = c.metrics_addr().map(|a| a.to_string());
+            Ok(c)
+        }
+    }
+
+    #[pymethods]
+    impl PyController {
+        /// A controller for `config`; `audit_log` and `metrics_listen` (`"127.0.0.1:0"` picks a
+        /// free port) override `[failover]`.
+        #[new]
+        #[pyo3(signature = (config, *, audit_log = None, metrics_listen = None))]
+        fn new(
+            config: &PyClusterConfig,
+            audit_log: Option<std::path::PathBuf>,
+            metrics_listen: Option<&str>,
+        ) -> PyResult<Self> {
+            let mut config = config.inner.clone();
+            if let Some(p) = audit_log {
+                config.failover.audit_log = p;
+            }
+            if let Some(m) = metrics_listen {
+                config.failover.metrics_listen = Some(m.parse().map_err(|_| {
+                    PyValueError::new_err(format!(
+                        "metrics_listen: expected ip:port such as 127.0.0.1:9187, got {m:?}"
+                    ))
+                })?);
+            }
+            Ok(PyController {
+                config,
+                status: None,
+                metrics_addr: None,
+                running: None,
+            })
+        }
+
+        /// Runs the controller for `seconds` (blocks; the GIL is released) and returns its
+        /// final status as a dict.
+        fn run_for(&mut self, py: Python<'_>, seconds: f64) -> PyResult<Py<PyAny>> {
+            let d = super::seconds("seconds", seconds)?;
+            let c = self.build(py)?;
+            let status = block_on(py, c.run(async move { tokio::time::sleep(d).await }))
+                .map_err(|e| core_err(py, e))?;
+            as_py(py, &status)
+        }
+
+        /// Starts the controller in the background (returns at once).
+        fn start(&mut self, py: Python<'_>) -> PyResult<()> {
+            let c = self.build(py)?;
+            let (tx, rx) = oneshot::channel::<()>();
+            let task = runtime().spawn(c.run(async {
+                let _ = rx.await;
+            }));
+            self.running = Some((tx, task));
+            Ok(())
+        }
+
+        /// Stops a started controller and returns its final status as a dict.
+        fn stop(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+            let Some((tx, task)) = self.running.take() else {
+                return Err(PyRuntimeError::new_err("the controller is not running"));
+            };
+            let _ = tx.send(());
+            let joined = block_on(py, async {
+                tokio::time::timeout(Duration::from_secs(30), task).await
+            });
+            let status = match joined {
+                Ok(Ok(r)) => r.map_err(|e| core_err(py, e))?,
+                Ok(Err(e)) => return Err(PyRuntimeError::new_err(format!("controller task: {e}"))),
+                Err(_) => {
+                    return Err(PyRuntimeError::new_err(
+                        "the controller did not stop within 30s",
+                    ));
+                }
+            };
+            as_py(py, &status)
+        }
+
+        /// Whether it runs in the background.
+        #[getter]
+        fn running(&self) -> bool {
+            self.running.as_ref().is_some_and(|(_, t)| !t.is_finished())
+        }
+
+        /// The current (or last) status as a dict: rounds, active node, nodes' health and last
+        /// observations, flips, fences, last alert. None before the first start.
+        #[getter]
+        fn status(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+            self.status
+                .as_ref()
+                .map(|s| {
+                    let snapshot = s.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    as_py(py, &snapshot)
+                })
+                .transpose()
+        }
+
+        /// Where `/metrics` and `/health` are served (`ip:port`), once started.
+        #[getter]
+        fn metrics_addr(&self) -> Option<String> {
+            self.metrics_addr.clone()
+        }
+
+        /// The audit log's path.
+        #[getter]
+        fn audit_log(&self) -> std::path::PathBuf {
+            self.config.failover.audit_log.clone()
+        }
+
+        /// A planned move of the floating record to `to` (`"a"` or `"b"`): measures both nodes,
+        /// asks the policy and flips unless `dry_run`. Returns a dict (`outcome`: `flipped`,
+        /// `would_flip` or `already_active`); a refusal raises FspbxHaError.
+        #[pyo3(signature = (to, *, dry_run = false))]
+        fn switchover(&mut self, py: Python<'_>, to: &str, dry_run: bool) -> PyResult<Py<PyAny>> {
+            let to = node_id(to)?;
+            let mut c = self.build(py)?;
+            let report = block_on(py, c.switchover(to, dry_run)).map_err(|e| core_err(py, e))?;
+            as_py(py, &report)
+        }
+    }
+
+    /// `failover status` as a dict: the last `last` audit records, the active node and the
+    /// controller's /health (blocks; the GIL is released).
+    #[pyfunction]
+    #[pyo3(signature = (config, *, last = 20))]
+    pub(crate) fn failover_status(
+        py: Python<'_>,
+        config: &PyClusterConfig,
+        last: usize,
+    ) -> PyResult<Py<PyAny>> {
+        let report =
+            block_on(py, status_report(&config.inner, last)).map_err(|e| core_err(py, e))?;
+        as_py(py, &report)
+    }
 }

@@ -5,7 +5,8 @@ use std::sync::OnceLock;
 
 use pyo3::prelude::*;
 
-fn runtime() -> &'static tokio::runtime::Runtime {
+/// The shared runtime (background tasks such as a running failover controller live here).
+pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()

@@ -103,3 +103,61 @@ fn hard() -> Requirement {
 fn soft() -> Requirement {
     Requirement::Soft
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::ClusterConfig;
+    use crate::failover::Requirement;
+
+    fn with_failover(section: &str) -> String {
+        format!("{}\n[failover]\n{section}\n", ClusterConfig::template())
+    }
+
+    #[test]
+    fn defaults_fence_freeswitch_and_gate_lag_and_schema_hard() {
+        let c = ClusterConfig::from_toml_str(&ClusterConfig::template()).unwrap();
+        let f = &c.failover;
+        assert_eq!(f.fence_commands, ["systemctl stop freeswitch"]);
+        assert!(!f.fence_before_flip);
+        assert_eq!(
+            (f.lag, f.schema, f.sync),
+            (Requirement::Hard, Requirement::Hard, Requirement::Soft)
+        );
+        assert_eq!(f.metrics_listen, None);
+    }
+
+    #[test]
+    fn a_failover_section_parses_and_bad_values_name_their_keys() {
+        let c = ClusterConfig::from_toml_str(&with_failover(
+            "fence_commands = [\"fs_cli -x 'fsctl shutdown'\"]\nfence_before_flip = true\n\
+             metrics_listen = \"127.0.0.1:9187\"\nlag = \"soft\"\nschema = \"off\"\n\
+             webhook = \"https://hooks.example.com/x\"\naudit_log = \"/tmp/a.jsonl\"",
+        ))
+        .unwrap();
+        assert!(c.failover.fence_before_flip);
+        assert_eq!(c.failover.lag, Requirement::Soft);
+        assert_eq!(c.failover.schema, Requirement::Off);
+        assert_eq!(
+            c.failover.metrics_listen,
+            Some("127.0.0.1:9187".parse().unwrap())
+        );
+
+        let err = ClusterConfig::from_toml_str(&with_failover(
+            "fence_commands = [\"\"]\nwebhook = \"hooks.example.com\"\nfence_timeout = \"0s\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        for key in [
+            "failover.fence_commands[0]",
+            "failover.webhook",
+            "failover.fence_timeout",
+        ] {
+            assert!(err.contains(key), "{key} missing in: {err}");
+        }
+        let err = ClusterConfig::from_toml_str(&with_failover("lag = \"maybe\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("failover.lag"), "{err}");
+        assert!(err.contains("hard"), "{err}");
+    }
+}

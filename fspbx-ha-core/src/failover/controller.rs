@@ -767,7 +767,7 @@ impl Controller {
                     Some(*node),
                 ),
                 Action::FlipDns { to, reason, .. } => (
-                    "critical",
+                    "warning",
                     format!(
                         "flip the floating record to node {}: {reason}",
                         self.config.nodes[to.index()].name
@@ -1008,13 +1008,17 @@ impl Controller {
         }
         let ok = outcome.ok;
         self.last_flip = Some(outcome);
-        let mut actions = self
-            .policy
-            .handle(Input::FlipResult { to, ok }, Instant::now());
+        let mut actions = vec![];
         if !ok {
-            // The record is the truth: learn what it holds now before anything else.
+            // The record is the truth: learn what it holds now, before the policy hears of the
+            // failure and decides again (a retry must be guarded by the current value, and
+            // must not happen at all when someone else moved the record).
             actions.extend(self.refresh_record().await);
         }
+        actions.extend(
+            self.policy
+                .handle(Input::FlipResult { to, ok }, Instant::now()),
+        );
         actions
     }
 }

@@ -36,10 +36,10 @@ pub mod report;
 pub use audit::{AuditLog, AuditRecord, read_tail};
 pub use controller::{Controller, FlipOutcome, SwitchoverReport};
 pub use metrics::{ControllerStatus, MetricsServer, NodeStatus, render_prometheus};
-pub use report::{ControllerHealth, FailoverStatusReport, ask_health, status_report};
 pub use policy::{
     Action, FailoverPolicy, Health, Input, NodeId, PolicySettings, Precondition, Requirement,
 };
+pub use report::{ControllerHealth, FailoverStatusReport, ask_health, status_report};
 
 impl PolicySettings {
     /// The policy settings of a configuration's `[policy]` section (node A preferred; lag gate

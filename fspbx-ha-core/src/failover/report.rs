@@ -62,7 +62,10 @@ pub async fn ask_health(addr: SocketAddr) -> ControllerHealth {
     };
     let (healthy, detail) = match tokio::time::timeout(HEALTH_TIMEOUT, ask).await {
         Err(_) => (false, format!("no answer within {HEALTH_TIMEOUT:?}")),
-        Ok(Err(e)) => (false, format!("not reachable: {e} (is `failover watch` running?)")),
+        Ok(Err(e)) => (
+            false,
+            format!("not reachable: {e} (is `failover watch` running?)"),
+        ),
         Ok(Ok(text)) => {
             let ok = text.starts_with("HTTP/1.1 200");
             let body = text

@@ -26,6 +26,8 @@ from ._native import (
     ClusterConfig as ClusterConfig,
     ConfigError as ConfigError,
     FailoverPolicy as FailoverPolicy,
+    Controller as Controller,
+    failover_status as failover_status,
     PolicyAction as PolicyAction,
     FspbxHaError as FspbxHaError,
     LocalIoError as LocalIoError,

@@ -149,6 +149,45 @@ class FailoverPolicy:
     @property
     def pending_flip(self) -> Optional[str]: ...
 
+class Controller:
+    """The failover controller: probes both nodes every ``policy.interval``, feeds the policy,
+    flips the floating record (compare-and-swap), fences, notifies and writes the audit log.
+
+    Status dicts hold ``rounds``, ``active``, ``nodes`` (``name``, ``health``,
+    ``last_round_ok``, ``observations``), ``flips_ok``, ``flips_failed``, ``fences``,
+    ``last_alert``. Each ``run_for``/``start`` builds a fresh controller that takes the
+    floating record as the truth (no flapping across restarts).
+    """
+
+    def __init__(
+        self,
+        config: ClusterConfig,
+        *,
+        audit_log: Optional[Union[str, PathLike]] = None,
+        metrics_listen: Optional[str] = None,
+    ) -> None: ...
+    def run_for(self, seconds: float) -> Dict[str, Any]:
+        """Run for ``seconds`` (blocks; the GIL is released); returns the final status."""
+    def start(self) -> None:
+        """Start in the background."""
+    def stop(self) -> Dict[str, Any]:
+        """Stop a started controller; returns the final status."""
+    def switchover(self, to: str, *, dry_run: bool = False) -> Dict[str, Any]:
+        """Planned move to ``"a"`` or ``"b"``; ``outcome`` is ``flipped``, ``would_flip`` or
+        ``already_active``; a refusal raises FspbxHaError."""
+    @property
+    def running(self) -> bool: ...
+    @property
+    def status(self) -> Optional[Dict[str, Any]]: ...
+    @property
+    def metrics_addr(self) -> Optional[str]:
+        """``ip:port`` of ``/metrics`` and ``/health`` once started (with metrics_listen)."""
+    @property
+    def audit_log(self) -> str: ...
+
+def failover_status(config: ClusterConfig, *, last: int = 20) -> Dict[str, Any]:
+    """The last audit records, the active node and the controller's /health (blocks)."""
+
 
 class DnsError(FspbxHaError):
     """DNS provider or DNS server error. ``provider`` names it when known."""
