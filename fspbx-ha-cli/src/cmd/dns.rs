@@ -15,6 +15,8 @@ use fspbx_ha_dns::plan::Action;
 use fspbx_ha_dns::propagation::{Outcome, PropagationReport, ServerAnswer};
 use serde::Serialize;
 
+use super::args::parse_duration;
+
 /// `fspbx-ha dns` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum DnsCommand {
@@ -69,20 +71,6 @@ pub(crate) enum DnsCommand {
     },
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 90s, 2m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{s:?}: unit must be s, m or h")),
-    };
-    Ok(Duration::from_secs(secs))
-}
 
 /// Runs a `dns` subcommand.
 pub(crate) async fn run(

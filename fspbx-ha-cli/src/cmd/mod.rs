@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod args;
 pub(crate) mod check;
 pub(crate) mod config;
 pub(crate) mod dns;

@@ -372,6 +372,14 @@ impl Controller {
         })
         .await;
         self.tasks.abort_all();
+        for n in &mut self.nodes {
+            if let Some(h) = n.connecting.take() {
+                h.abort();
+            }
+            if let Some(s) = n.ssh.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(1), s.close()).await;
+            }
+        }
         let status = self.status();
         self.audit.write(
             &AuditRecord::new(
