@@ -71,7 +71,7 @@ fn switchover_watch_and_status_against_the_lab() {
 
     // The real switchover: both authoritative servers answer B afterwards.
     let out = fspbx_ha(&path)
-        .args(["--json", "failover", "switchover", "--to", "b"])
+        .args(["--json", "failover", "switchover", "--to", "b", "--fence"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
@@ -80,6 +80,12 @@ fn switchover_watch_and_status_against_the_lab() {
     assert_eq!(report["from"], "a");
     assert_eq!(report["flip"]["ok"], true);
     assert_eq!(answers(&rt, &config), ["[127.0.0.3]", "[127.0.0.3]"]);
+    // --fence ran the lab's fence command on A (it records the node's address).
+    assert_eq!(report["fence"]["node"], "a");
+    assert_eq!(report["fence"]["reachable"], true, "{report}");
+    let fenced =
+        std::fs::read_to_string(fspbx_ha_lab::cluster_toml::fence_log(&lab.topology())).unwrap();
+    assert!(fenced.trim_end().ends_with("127.0.0.2"), "{fenced}");
 
     // Back to A refused while A's SIP stack is dead: exit 1, nothing changed.
     lab.a_mut().sip.as_mut().unwrap().kill_hard();

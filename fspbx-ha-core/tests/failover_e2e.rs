@@ -78,7 +78,16 @@ fn config_for(lab: &Lab) -> ClusterConfig {
     c.failover.record_refresh = Duration::from_secs(1);
     c.failover.fence_timeout = Duration::from_secs(2);
     c.failover.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    c.failover.notify_command = Some(format!(
+        "echo \"$FSPBX_HA_LEVEL $FSPBX_HA_EVENT $FSPBX_HA_MESSAGE\" >> {}",
+        notes_path(lab).display()
+    ));
     c
+}
+
+/// Where the lab's notify command appends one line per notification.
+fn notes_path(lab: &Lab) -> std::path::PathBuf {
+    lab.dir().join("notifications.txt")
 }
 
 /// `GET path` on the controller's HTTP endpoint: (status code, body).
@@ -279,6 +288,13 @@ async fn failover_flips_on_node_loss_only_and_never_flaps() {
     let status = run.stop().await;
     assert_eq!(status.flips_ok, 1);
     assert_eq!(status.active.as_deref(), Some("b"));
+    let notes = std::fs::read_to_string(notes_path(&lab)).unwrap();
+    assert!(
+        notes
+            .lines()
+            .any(|l| l.starts_with("info flip floating record flipped to node b")),
+        "the notify command was told of the flip:\n{notes}"
+    );
 
     // --- 3. A comes back; a restarted controller takes the record (B) as the truth.
     lab.a_mut().pg.start_again().unwrap();
@@ -459,4 +475,84 @@ async fn a_lost_compare_and_swap_or_a_hung_provider_never_makes_a_wrong_flip() {
     );
     assert!(all_answer(&checker, &name, &addr_b).await);
     assert!(!all_answer(&checker, &name, &addr_a).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_node_is_failed_away_from_and_fencing_it_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = Lab::start(LabOptions {
+        dns: true,
+        sip: true,
+        ..LabOptions::new(dir.path().join("lab"))
+    })
+    .unwrap();
+    let config = config_for(&lab);
+    let audit = config.failover.audit_log.clone();
+    let floating = Floating::new(&config).unwrap();
+    floating.apply(DEFAULT_NODE_TTL).await.unwrap();
+    assert!(
+        floating
+            .verify(None, Duration::from_secs(20))
+            .await
+            .unwrap()
+            .ok
+    );
+    let checker = floating.checker().await.unwrap();
+    let name = config.floating.name.clone();
+    let addr_b = config.nodes[1].addresses.clone();
+
+    let run = Running::start(&config).await;
+    tokio::time::sleep(INTERVAL * 4).await;
+    // Node A hangs: TCP still accepts (the kernel's backlog), nothing answers. Its SSH
+    // sessions (the PostgreSQL probe's tunnel among them) hang too.
+    let pg = lab.a().pg.pid().unwrap();
+    let sshd = lab.a().sshd.pid().unwrap();
+    signal(pg, "STOP");
+    signal(sshd, "STOP");
+    lab.a().sshd.pause_connections();
+    lab.a_mut().sip.as_mut().unwrap().pause();
+    let hung = Instant::now();
+    let moved = wait_until(Duration::from_secs(15), || {
+        all_answer(&checker, &name, &addr_b)
+    })
+    .await;
+    let after = hung.elapsed();
+    let fenced = wait_until(Duration::from_secs(8), || async {
+        events(&audit, "fence")
+            .iter()
+            .any(|r| r.node.as_deref() == Some("a"))
+    })
+    .await;
+    let status = run.stop().await;
+    // Let A's processes run again so the lab stops them cleanly.
+    lab.a_mut().sip.as_mut().unwrap().resume();
+    lab.a().sshd.resume_connections();
+    signal(sshd, "CONT");
+    signal(pg, "CONT");
+
+    assert!(
+        moved,
+        "B took over from a hung A: {:?}",
+        answers(&checker, &name).await
+    );
+    println!(
+        "hung node A -> both servers answer B after {:.2} s",
+        after.as_secs_f64()
+    );
+    assert_eq!(status.flips_ok, 1, "{status:#?}");
+    assert!(fenced, "the fence attempt on the hung node is audited");
+    let fence = events(&audit, "fence")
+        .into_iter()
+        .find(|r| r.node.as_deref() == Some("a"))
+        .unwrap();
+    assert_eq!(fence.level, "warning", "{fence:#?}");
+    let elapsed = fence.detail["elapsed"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let took = humantime_serde::re::humantime::parse_duration(&elapsed).unwrap();
+    assert!(
+        took <= config.failover.fence_timeout + Duration::from_millis(500),
+        "fencing a hung node is bounded by failover.fence_timeout: {elapsed}"
+    );
 }

@@ -443,11 +443,18 @@ mod controller {
         /// A planned move of the floating record to `to` (`"a"` or `"b"`): measures both nodes,
         /// asks the policy and flips unless `dry_run`. Returns a dict (`outcome`: `flipped`,
         /// `would_flip` or `already_active`); a refusal raises FspbxHaError.
-        #[pyo3(signature = (to, *, dry_run = false))]
-        fn switchover(&mut self, py: Python<'_>, to: &str, dry_run: bool) -> PyResult<Py<PyAny>> {
+        #[pyo3(signature = (to, *, dry_run = false, fence = false))]
+        fn switchover(
+            &mut self,
+            py: Python<'_>,
+            to: &str,
+            dry_run: bool,
+            fence: bool,
+        ) -> PyResult<Py<PyAny>> {
             let to = node_id(to)?;
             let mut c = self.build(py)?;
-            let report = block_on(py, c.switchover(to, dry_run)).map_err(|e| core_err(py, e))?;
+            let report =
+                block_on(py, c.switchover(to, dry_run, fence)).map_err(|e| core_err(py, e))?;
             as_py(py, &report)
         }
     }

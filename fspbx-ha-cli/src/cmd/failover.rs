@@ -55,6 +55,9 @@ pub(crate) struct SwitchoverArgs {
     /// Check and decide, but do not flip.
     #[arg(long)]
     dry_run: bool,
+    /// After the flip, run `failover.fence_commands` on the node switched away from.
+    #[arg(long)]
+    fence: bool,
 }
 
 pub(crate) async fn run(
@@ -198,7 +201,7 @@ async fn switchover(
         ),
     };
     let mut controller = Controller::new(config).await?;
-    let report = controller.switchover(to, args.dry_run).await?;
+    let report = controller.switchover(to, args.dry_run, args.fence).await?;
     if json {
         crate::output::json(&report)?;
     } else {
@@ -220,6 +223,19 @@ async fn switchover(
                     .as_ref()
                     .map_or(0.0, |f| f.elapsed.as_secs_f64() * 1000.0)
             ),
+        }
+        if let Some(f) = &report.fence {
+            println!(
+                "fenced node {}: {}",
+                f.node,
+                if f.ok() {
+                    "every fence command succeeded".to_owned()
+                } else {
+                    f.error
+                        .clone()
+                        .unwrap_or_else(|| "a fence command failed".into())
+                }
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

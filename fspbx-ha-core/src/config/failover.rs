@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use fspbx_ha_secret::SecretRef;
 use serde::{Deserialize, Serialize};
 
 use crate::failover::Requirement;
@@ -28,9 +29,11 @@ pub struct FailoverSpec {
     /// `FSPBX_HA_EVENT` and `FSPBX_HA_MESSAGE` in its environment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_command: Option<String>,
-    /// A URL every notification is POSTed to as JSON (`{"level", "event", "message", "at"}`).
+    /// The URL every notification is POSTed to as JSON (`{"level", "event", "message", "at"}`),
+    /// as a secret reference (`env:NAME` or `file:PATH`): webhook URLs usually carry a token.
+    /// It never appears in logs, errors or the audit log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook: Option<String>,
+    pub webhook: Option<SecretRef>,
     /// The audit log: one JSON object per line for every decision and action.
     #[serde(default = "default_audit_log")]
     pub audit_log: PathBuf,
@@ -131,7 +134,7 @@ mod tests {
         let c = ClusterConfig::from_toml_str(&with_failover(
             "fence_commands = [\"fs_cli -x 'fsctl shutdown'\"]\nfence_before_flip = true\n\
              metrics_listen = \"127.0.0.1:9187\"\nlag = \"soft\"\nschema = \"off\"\n\
-             webhook = \"https://hooks.example.com/x\"\naudit_log = \"/tmp/a.jsonl\"",
+             webhook = \"env:FSPBX_HA_TEST_WEBHOOK\"\naudit_log = \"/tmp/a.jsonl\"",
         ))
         .unwrap();
         assert!(c.failover.fence_before_flip);
@@ -143,17 +146,21 @@ mod tests {
         );
 
         let err = ClusterConfig::from_toml_str(&with_failover(
-            "fence_commands = [\"\"]\nwebhook = \"hooks.example.com\"\nfence_timeout = \"0s\"",
+            "fence_commands = [\"\"]\nfence_timeout = \"0s\"",
         ))
         .unwrap_err()
         .to_string();
-        for key in [
-            "failover.fence_commands[0]",
-            "failover.webhook",
-            "failover.fence_timeout",
-        ] {
+        for key in ["failover.fence_commands[0]", "failover.fence_timeout"] {
             assert!(err.contains(key), "{key} missing in: {err}");
         }
+        // A webhook URL written inline is refused without echoing it (it carries a token).
+        let err = ClusterConfig::from_toml_str(&with_failover(
+            "webhook = \"https://hooks.example.com/T0KEN\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("failover.webhook"), "{err}");
+        assert!(!err.contains("T0KEN"), "{err}");
         let err = ClusterConfig::from_toml_str(&with_failover("lag = \"maybe\""))
             .unwrap_err()
             .to_string();

@@ -392,15 +392,6 @@ impl Validator {
                 "a shell command (or no key)",
             );
         }
-        if let Some(url) = &f.webhook
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            self.push(
-                "failover.webhook",
-                "an http:// or https:// URL",
-                format!("{url:?}"),
-            );
-        }
         if f.audit_log.as_os_str().is_empty() {
             self.push(
                 "failover.audit_log",

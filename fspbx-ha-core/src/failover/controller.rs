@@ -166,6 +166,8 @@ pub struct SwitchoverReport {
     pub health: [Health; 2],
     /// The flip, when one ran.
     pub flip: Option<FlipOutcome>,
+    /// Fencing of the node switched away from, when asked for.
+    pub fence: Option<FenceReport>,
 }
 
 /// The failover controller. Build with [`Controller::new`], then [`Controller::run`] until a
@@ -269,7 +271,7 @@ impl Controller {
         });
         Ok(Controller {
             policy: FailoverPolicy::new(PolicySettings::from_config(&config)),
-            notifier: Notifier::from_spec(&config.failover),
+            notifier: Notifier::from_spec(&config.failover)?,
             status: Arc::new(Mutex::new(ControllerStatus::new(
                 config.policy.interval,
                 &names,
@@ -397,10 +399,16 @@ impl Controller {
     }
 
     /// A planned move of the floating record to `to`: measures both nodes for `rise` rounds
-    /// (and the preconditions once), asks the policy, and flips unless `dry_run`. Refused
-    /// (target not healthy, a hard precondition unmet, a flip in progress) is
-    /// [`Error::SwitchoverRefused`]; nothing changes then.
-    pub async fn switchover(&mut self, to: NodeId, dry_run: bool) -> Result<SwitchoverReport> {
+    /// (and the preconditions once), asks the policy, and flips unless `dry_run`; with
+    /// `fence_old`, then runs `failover.fence_commands` on the node switched away from (e.g.
+    /// stop FreeSWITCH there). Refused (target not healthy, a hard precondition unmet, a flip in
+    /// progress) is [`Error::SwitchoverRefused`]; nothing changes then.
+    pub async fn switchover(
+        &mut self,
+        to: NodeId,
+        dry_run: bool,
+        fence_old: bool,
+    ) -> Result<SwitchoverReport> {
         let to_name = self.config.nodes[to.index()].name.clone();
         self.audit.write(
             &AuditRecord::new(
@@ -457,6 +465,7 @@ impl Controller {
                     outcome: "already_active",
                     health,
                     flip: None,
+                    fence: None,
                 });
             }
             self.audit.write(
@@ -484,6 +493,7 @@ impl Controller {
                 outcome: "would_flip",
                 health,
                 flip: None,
+                fence: None,
             });
         }
         self.execute(actions).await;
@@ -493,13 +503,21 @@ impl Controller {
         })
         .await;
         match flip {
-            Some(f) if f.ok => Ok(SwitchoverReport {
-                to: to_name,
-                from,
-                outcome: "flipped",
-                health,
-                flip: Some(f),
-            }),
+            Some(f) if f.ok => {
+                let fence = if fence_old {
+                    self.fence_now(to.other()).await
+                } else {
+                    None
+                };
+                Ok(SwitchoverReport {
+                    to: to_name,
+                    from,
+                    outcome: "flipped",
+                    health,
+                    flip: Some(f),
+                    fence,
+                })
+            }
             Some(f) => Err(Error::SwitchoverRefused {
                 to: to_name,
                 reason: f.error.unwrap_or_else(|| "the flip failed".into()),
@@ -886,9 +904,10 @@ impl Controller {
         })
     }
 
-    async fn fence_now(&mut self, node: NodeId) {
-        if let Some(task) = self.fence_task(node) {
-            task.await;
+    async fn fence_now(&mut self, node: NodeId) -> Option<FenceReport> {
+        match self.fence_task(node) {
+            Some(task) => Some(task.await),
+            None => None,
         }
     }
 

@@ -2,9 +2,11 @@
 
 use std::time::{Duration, SystemTime};
 
+use fspbx_ha_secret::Secret;
 use serde::Serialize;
 
 use crate::config::FailoverSpec;
+use crate::{Error, Result};
 
 /// How long one command or webhook call may take.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,21 +29,32 @@ pub struct Notification {
 #[derive(Debug, Clone)]
 pub struct Notifier {
     command: Option<String>,
-    webhook: Option<String>,
+    webhook: Option<Secret>,
     client: reqwest::Client,
 }
 
 impl Notifier {
-    /// The notifier `spec` describes (none configured: [`Notifier::is_empty`]).
-    pub fn from_spec(spec: &FailoverSpec) -> Notifier {
-        Notifier {
+    /// The notifier `spec` describes (none configured: [`Notifier::is_empty`]); the webhook's
+    /// secret reference is resolved now.
+    pub fn from_spec(spec: &FailoverSpec) -> Result<Notifier> {
+        let webhook = spec
+            .webhook
+            .as_ref()
+            .map(|r| {
+                r.resolve().map_err(|source| Error::Secret {
+                    key: "failover.webhook".into(),
+                    source,
+                })
+            })
+            .transpose()?;
+        Ok(Notifier {
             command: spec.notify_command.clone(),
-            webhook: spec.webhook.clone(),
+            webhook,
             client: reqwest::Client::builder()
                 .timeout(NOTIFY_TIMEOUT)
                 .build()
                 .unwrap_or_default(),
-        }
+        })
     }
 
     /// Whether nothing is configured.
@@ -58,10 +71,11 @@ impl Notifier {
             failures.push(format!("failover.notify_command: {e}"));
         }
         if let Some(url) = &self.webhook {
-            match self.client.post(url).json(n).send().await {
+            // The URL is a secret: errors name the key, never the URL.
+            match self.client.post(url.expose()).json(n).send().await {
                 Ok(r) if r.status().is_success() => {}
-                Ok(r) => failures.push(format!("failover.webhook {url}: HTTP {}", r.status())),
-                Err(e) => failures.push(format!("failover.webhook {url}: {e}")),
+                Ok(r) => failures.push(format!("failover.webhook: HTTP {}", r.status())),
+                Err(e) => failures.push(format!("failover.webhook: {}", e.without_url())),
             }
         }
         failures
@@ -110,7 +124,7 @@ mod tests {
             )),
             ..FailoverSpec::default()
         };
-        let n = Notifier::from_spec(&spec);
+        let n = Notifier::from_spec(&spec).unwrap();
         assert!(!n.is_empty());
         let note = Notification {
             level: "critical".into(),
@@ -126,9 +140,85 @@ mod tests {
         let failing = Notifier::from_spec(&FailoverSpec {
             notify_command: Some("echo nope >&2; exit 3".into()),
             ..FailoverSpec::default()
-        });
+        })
+        .unwrap();
         let errs = failing.send(&note).await;
         assert_eq!(errs.len(), 1);
         assert!(errs[0].contains("nope"), "{errs:?}");
+    }
+
+    /// A one-request HTTP endpoint answering `status`; returns its URL and the request it got.
+    async fn endpoint(status: u16) -> (String, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook/T0KEN", l.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = s.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len || n == 0 {
+                        break;
+                    }
+                }
+            }
+            let reply =
+                format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            s.write_all(reply.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&buf).to_string()
+        });
+        (url, task)
+    }
+
+    #[tokio::test]
+    async fn the_webhook_gets_json_and_its_url_never_shows_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("hook");
+        let note = Notification {
+            level: "warning".into(),
+            event: "flip".into(),
+            message: "flipped to b".into(),
+            at: SystemTime::now(),
+        };
+        for (status, ok) in [(200, true), (500, false)] {
+            let (url, got) = endpoint(status).await;
+            std::fs::write(&secret, &url).unwrap();
+            let spec = FailoverSpec {
+                webhook: Some(fspbx_ha_secret::SecretRef::file(&secret)),
+                ..FailoverSpec::default()
+            };
+            let errs = Notifier::from_spec(&spec).unwrap().send(&note).await;
+            let request = got.await.unwrap();
+            assert!(
+                request.starts_with("POST /hook/T0KEN HTTP/1.1"),
+                "{request}"
+            );
+            let body: serde_json::Value =
+                serde_json::from_str(request.split_once("\r\n\r\n").unwrap().1).unwrap();
+            assert_eq!(body["level"], "warning");
+            assert_eq!(body["message"], "flipped to b");
+            assert_eq!(errs.is_empty(), ok, "{errs:?}");
+            for e in &errs {
+                assert!(e.contains("HTTP 500") && !e.contains("T0KEN"), "{e}");
+            }
+        }
+        let missing = FailoverSpec {
+            webhook: Some(fspbx_ha_secret::SecretRef::env("FSPBX_HA_NO_SUCH_VAR_4711")),
+            ..FailoverSpec::default()
+        };
+        let err = Notifier::from_spec(&missing).unwrap_err().to_string();
+        assert!(err.contains("failover.webhook"), "{err}");
     }
 }

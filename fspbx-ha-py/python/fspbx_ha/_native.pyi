@@ -172,9 +172,10 @@ class Controller:
         """Start in the background."""
     def stop(self) -> Dict[str, Any]:
         """Stop a started controller; returns the final status."""
-    def switchover(self, to: str, *, dry_run: bool = False) -> Dict[str, Any]:
+    def switchover(self, to: str, *, dry_run: bool = False, fence: bool = False) -> Dict[str, Any]:
         """Planned move to ``"a"`` or ``"b"``; ``outcome`` is ``flipped``, ``would_flip`` or
-        ``already_active``; a refusal raises FspbxHaError."""
+        ``already_active``; with ``fence``, the node switched away from is fenced after the flip
+        (``fence`` in the result). A refusal raises FspbxHaError."""
     @property
     def running(self) -> bool: ...
     @property
