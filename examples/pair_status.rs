@@ -11,7 +11,9 @@ use fspbx_ha::core::status::pair_status;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "cluster.toml".into());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "cluster.toml".into());
     let config = ClusterConfig::load(&path)?;
     let status = pair_status(&config).await;
     print!("{}", status.render());

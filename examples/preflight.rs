@@ -9,11 +9,23 @@ use fspbx_ha::core::config::ClusterConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "cluster.toml".into());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "cluster.toml".into());
     let config = ClusterConfig::load(&path)?;
     let report = check::run(&config, &CheckOptions::default()).await;
-    for item in report.items.iter().filter(|i| i.status != CheckStatus::Pass) {
-        println!("{} {} {}: {}", item.node, item.check, item.status.as_str(), item.observed);
+    for item in report
+        .items
+        .iter()
+        .filter(|i| i.status != CheckStatus::Pass)
+    {
+        println!(
+            "{} {} {}: {}",
+            item.node,
+            item.check,
+            item.status.as_str(),
+            item.observed
+        );
         if let Some(fix) = &item.fix {
             println!("    fix: {fix}");
         }

@@ -46,13 +46,25 @@ step "fspbx-ha dns show"
 ha dns show
 
 step "fspbx-ha status (the pair at a glance)"
-set +e
 ha status
-rc=$?
-set -e
+
+step "failover: the controller watches both nodes; node A dies (SIGKILL of all its processes)"
+ha failover watch --run-for 12s > "$LAB_DIR/watch.log" 2>&1 &
+watch_pid=$!
+sleep 3
+"$BIN/fspbx-ha-lab" kill --dir "$LAB_DIR" --node a
+wait "$watch_pid"
+ha failover status -n 12
+
+step "after the failover: the floating record points at node B on every authoritative server"
+ha dns show
+if ! ha --json dns show | grep -q '"active_node": "b"'; then
+  echo "the floating record did not move to node B: see $LAB_DIR/watch.log" >&2
+  exit 1
+fi
 
 echo
+echo "Node A was killed on purpose; node B now serves pbx.example.test."
 echo "The lab is still running. Configuration: $LAB_DIR/cluster.toml"
-echo "Try: $BIN/fspbx-ha --config $LAB_DIR/cluster.toml check --json"
+echo "Try: $BIN/fspbx-ha --config $LAB_DIR/cluster.toml status"
 echo "Stop it with: $BIN/fspbx-ha-lab down --dir $LAB_DIR"
-exit $rc

@@ -25,7 +25,13 @@ Exit codes:
 #[command(name = "fspbx-ha", version, about, after_help = EXIT_CODES)]
 struct Cli {
     /// Cluster configuration file.
-    #[arg(long, short = 'c', global = true, env = "FSPBX_HA_CONFIG", default_value = "cluster.toml")]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "FSPBX_HA_CONFIG",
+        default_value = "cluster.toml"
+    )]
     config: PathBuf,
     /// Machine-readable JSON on stdout instead of tables.
     #[arg(long, global = true)]

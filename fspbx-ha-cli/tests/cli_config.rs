@@ -87,7 +87,9 @@ fn help_documents_exit_codes() {
         .assert()
         .success()
         .stdout(predicate::str::contains("Exit codes"))
-        .stdout(predicate::str::contains("2  bad usage or invalid configuration"));
+        .stdout(predicate::str::contains(
+            "2  bad usage or invalid configuration",
+        ));
 }
 
 fn fspbx_ha_core_template() -> String {

@@ -112,7 +112,7 @@ fn switchover_watch_and_status_against_the_lab() {
             "failover",
             "watch",
             "--run-for",
-            "2.5",
+            "3s",
             "--metrics-listen",
             "127.0.0.1:0",
         ])

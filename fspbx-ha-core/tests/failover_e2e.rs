@@ -7,6 +7,10 @@
 //! 3. A back, controller restarted → the record (B) is the truth: no flap back to A;
 //! 4. A down again, then B down too → no flip, a critical alert in the audit log.
 //!
+//! and, each on a lab of its own: a lost compare-and-swap (someone else moved the record) and a
+//! hung DNS primary during the flip never make a wrong flip; a hung node A (every process
+//! SIGSTOPped) is failed away from, and fencing it is bounded by `failover.fence_timeout`.
+//!
 //! Replication is not set up in this lab, so the lag and schema gates are `off` here (the
 //! policy's property tests cover the gates); the Syncthing gate is off too.
 

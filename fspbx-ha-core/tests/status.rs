@@ -24,16 +24,27 @@ async fn a_set_up_pair_is_healthy_and_a_dead_database_breaks_it() {
     // Nothing set up yet: the floating record is absent and replication does not flow.
     let before = pair_status(&config).await;
     assert_eq!(before.verdict, Verdict::Broken, "{}", before.render());
-    assert!(before.reasons.iter().any(|r| r.contains("is absent")), "{:?}", before.reasons);
+    assert!(
+        before.reasons.iter().any(|r| r.contains("is absent")),
+        "{:?}",
+        before.reasons
+    );
 
     // Set everything up through the libraries.
     let floating = Floating::new(&config).unwrap();
     floating.apply(DEFAULT_NODE_TTL).await.unwrap();
-    floating.verify(None, Duration::from_secs(30)).await.unwrap();
+    floating
+        .verify(None, Duration::from_secs(30))
+        .await
+        .unwrap();
     let mut pair = Pair::connect(&config).await.unwrap();
     let plan = pair.plan(&Intent::default()).await.unwrap();
-    replication::apply(&mut pair, &plan, &NoProgress).await.unwrap();
-    let files = Files::connect(&config, FilesOptions::default()).await.unwrap();
+    replication::apply(&mut pair, &plan, &NoProgress)
+        .await
+        .unwrap();
+    let files = Files::connect(&config, FilesOptions::default())
+        .await
+        .unwrap();
     files.apply().await.unwrap();
     files
         .wait(
@@ -50,7 +61,10 @@ async fn a_set_up_pair_is_healthy_and_a_dead_database_breaks_it() {
     };
     assert_eq!(f.active_node.as_deref(), Some("a"));
     assert_eq!(f.servers.len(), 2, "primary and secondary were asked");
-    let Part::Ok { value: files_status } = &healthy.files else {
+    let Part::Ok {
+        value: files_status,
+    } = &healthy.files
+    else {
         panic!("files unreadable: {}", healthy.render())
     };
     assert!(files_status.sync.is_complete() && files_status.sync.connected());
@@ -62,7 +76,10 @@ async fn a_set_up_pair_is_healthy_and_a_dead_database_breaks_it() {
     let broken = pair_status(&config).await;
     assert_eq!(broken.verdict, Verdict::Broken, "{}", broken.render());
     assert!(
-        broken.reasons.iter().any(|r| r.starts_with("replication:") && r.contains("node b")),
+        broken
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("replication:") && r.contains("node b")),
         "{:?}",
         broken.reasons
     );

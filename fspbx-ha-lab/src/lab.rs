@@ -32,12 +32,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster_toml::{LAB_ZONE, LabDns};
 use crate::kamailio::{Kamailio, KamailioOptions};
-use crate::syncthing::{Syncthing, SyncthingOptions, SyncthingTopology};
 use crate::knot::{Knot, KnotOptions};
 use crate::paths;
 use crate::postgres::{FUSIONPBX, PgFlavor, PgOptions, PgServer};
 use crate::process::{self, Guard, StopSignal};
 use crate::sshd::{ClientKey, KeyKind, Sshd, SshdOptions};
+use crate::syncthing::{Syncthing, SyncthingOptions, SyncthingTopology};
 use crate::{Error, NODE_A_IP, NODE_B_IP};
 
 /// File name of the topology inside the lab directory.
@@ -137,6 +137,27 @@ impl ProcessRecord {
     /// Whether the process still runs (same PID and start time, not a zombie).
     pub fn is_alive(&self) -> bool {
         process::pid_alive(self.pid, self.start_time)
+    }
+
+    /// SIGKILLs it now (its whole process group when it leads one) and its direct children
+    /// outside that group (sshd's per-connection processes, Syncthing's monitored child): node
+    /// loss for the failover demo. True when it was running.
+    pub fn kill(&self) -> bool {
+        if !self.is_alive() {
+            return false;
+        }
+        // Listed first: once the parent is gone they are no longer its children.
+        let children = crate::sshd::children_of(self.pid);
+        let mut g = if self.group {
+            Guard::adopt_group(self.pid, "lab process")
+        } else {
+            Guard::adopt(self.pid, "lab process")
+        };
+        g.kill_hard();
+        for child in children {
+            Guard::adopt(child, "lab child process").kill_hard();
+        }
+        true
     }
 
     /// Stops it (its stop signal, a grace period, then SIGKILL); true when it was running.

@@ -59,6 +59,19 @@ enum Command {
         #[arg(long, env = "FSPBX_HA_LAB_DIR")]
         dir: PathBuf,
     },
+    /// SIGKILL a node's processes recorded in <dir>/lab.json (all, or one component): node
+    /// loss for the failover demo. `up` brings the lab back.
+    Kill {
+        /// Lab directory.
+        #[arg(long, env = "FSPBX_HA_LAB_DIR")]
+        dir: PathBuf,
+        /// The node: a or b.
+        #[arg(long)]
+        node: String,
+        /// Only this component: postgres, sshd, kamailio or syncthing.
+        #[arg(long)]
+        component: Option<String>,
+    },
     /// Say what runs in a lab directory.
     Status {
         /// Lab directory.
@@ -138,6 +151,57 @@ fn run(cli: Cli, out: &mut String) -> anyhow::Result<()> {
                     "removed {} lab paths under {}",
                     report.removed.len(),
                     dir.display()
+                );
+            }
+            Ok(())
+        }
+        Command::Kill {
+            dir,
+            node,
+            component,
+        } => {
+            let Some(t) = LabTopology::read(&dir)? else {
+                anyhow::bail!("no lab in {} (run `up` first)", dir.display());
+            };
+            let name = |c: lab::Component| {
+                serde_json::to_value(c)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            };
+            let chosen: Vec<_> = t
+                .processes
+                .iter()
+                .filter(|p| p.node == node)
+                .filter(|p| component.as_deref().is_none_or(|c| name(p.component) == c))
+                .collect();
+            if chosen.is_empty() {
+                let known: Vec<String> = t
+                    .processes
+                    .iter()
+                    .filter(|p| p.node == node)
+                    .map(|p| name(p.component))
+                    .collect();
+                anyhow::bail!(
+                    "--node {node:?} --component {:?}: no such process in {} (node {node} runs: \
+                     {})",
+                    component.as_deref().unwrap_or("any"),
+                    dir.display(),
+                    if known.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            }
+            for p in chosen {
+                let what = if p.kill() { "killed" } else { "already gone:" };
+                outln!(
+                    out,
+                    "{what} {:?} of node {} (pid {})",
+                    p.component,
+                    p.node,
+                    p.pid
                 );
             }
             Ok(())

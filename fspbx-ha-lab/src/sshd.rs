@@ -557,7 +557,8 @@ fn keygen(path: &Path, kind: KeyKind, comment: &str) -> Result<(), Error> {
 }
 
 /// PIDs whose parent is `parent` (from /proc/PID/stat).
-fn children_of(parent: u32) -> Vec<u32> {
+/// PIDs of the processes whose parent is `parent` (from /proc).
+pub(crate) fn children_of(parent: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };

@@ -246,6 +246,19 @@ fn a_second_lab_in_a_running_lab_dir_is_refused() {
     );
 }
 
+/// Runs `fspbx-ha-lab down` on drop, so a failing assertion never leaves a detached lab running.
+struct DownOnDrop(std::path::PathBuf);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .arg("down")
+            .arg("--dir")
+            .arg(&self.0)
+            .output();
+    }
+}
+
 fn bin(args: &[&str], dir: &Path) -> Output {
     let out = Command::new(BIN)
         .args(args)
@@ -270,6 +283,7 @@ fn stdout(out: &Output) -> String {
 fn binary_up_is_idempotent_and_down_leaves_nothing_behind() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("lab");
+    let _down = DownOnDrop(dir.clone());
     let t: LabTopology = serde_json::from_str(&stdout(&bin(&["up", "--json"], &dir))).unwrap();
     // `up` runs everything: per node PostgreSQL, sshd, Kamailio and Syncthing; Knot twice.
     for c in [
@@ -294,6 +308,55 @@ fn binary_up_is_idempotent_and_down_leaves_nothing_behind() {
     assert_eq!(LabTopology::read(&dir).unwrap().unwrap(), t);
     assert!(stdout(&bin(&["status"], &dir)).contains("lab running"));
 
+    // `kill`: node loss for the failover demo, by PID from lab.json.
+    let sip_a = t
+        .processes
+        .iter()
+        .find(|p| p.node == "a" && p.component == Component::Kamailio)
+        .unwrap();
+    let killed = stdout(&bin(
+        &["kill", "--node", "a", "--component", "kamailio"],
+        &dir,
+    ));
+    assert!(
+        killed.contains(&format!("killed Kamailio of node a (pid {})", sip_a.pid)),
+        "{killed}"
+    );
+    assert!(!sip_a.is_alive());
+    assert!(stdout(&bin(&["status"], &dir)).contains("1 of 10 processes gone"));
+    // Syncthing runs a monitor and a child in a session of its own: both go.
+    let st_a = t
+        .processes
+        .iter()
+        .find(|p| p.node == "a" && p.component == Component::Syncthing)
+        .unwrap();
+    let home = format!("{}/a/", dir.display());
+    let of_a = || {
+        Command::new("pgrep")
+            .args(["-f", &format!("syncthing serve --home={home}")])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
+            .unwrap_or(0)
+    };
+    assert!(of_a() >= 1, "node a's Syncthing runs");
+    bin(&["kill", "--node", "a", "--component", "syncthing"], &dir);
+    assert!(!st_a.is_alive());
+    process::wait_until(
+        "node a's Syncthing gone",
+        Duration::from_secs(5),
+        None,
+        || of_a() == 0,
+    )
+    .expect("no Syncthing process of node a is left");
+    let wrong = Command::new(BIN)
+        .args(["kill", "--node", "a", "--component", "freeswitch", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(err.contains("postgres") && err.contains("sshd"), "{err}");
+
     let down = stdout(&bin(&["down"], &dir));
     assert!(down.contains("stopped"), "{down}");
     for p in &t.processes {
@@ -315,6 +378,7 @@ fn binary_up_is_idempotent_and_down_leaves_nothing_behind() {
 fn binary_up_replaces_a_stale_lab() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("lab");
+    let _down = DownOnDrop(dir.clone());
     let first: LabTopology = serde_json::from_str(&stdout(&bin(&["up", "--json"], &dir))).unwrap();
     // Node B's PostgreSQL dies.
     let victim = first
@@ -352,6 +416,7 @@ fn binary_up_replaces_a_stale_lab() {
 fn binary_names_install_sh_when_postgres_is_missing_and_recovers() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("lab");
+    let _down = DownOnDrop(dir.clone());
     let out = Command::new(BIN)
         .args(["up", "--pg", "18", "--dir"])
         .arg(&dir)

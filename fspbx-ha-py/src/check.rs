@@ -79,7 +79,11 @@ impl PyCheckReport {
             .map_err(|e| crate::errors::FspbxHaError::new_err(e.to_string()))
     }
     fn __repr__(&self) -> String {
-        format!("CheckReport(ok={}, items={})", self.inner.ok(), self.inner.items.len())
+        format!(
+            "CheckReport(ok={}, items={})",
+            self.inner.ok(),
+            self.inner.items.len()
+        )
     }
 }
 

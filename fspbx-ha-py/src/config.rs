@@ -128,7 +128,10 @@ impl PyNode {
         self.inner.postgres.describe()
     }
     fn __repr__(&self) -> String {
-        format!("Node(name={:?}, hostname={:?})", self.inner.name, self.inner.hostname)
+        format!(
+            "Node(name={:?}, hostname={:?})",
+            self.inner.name, self.inner.hostname
+        )
     }
 }
 

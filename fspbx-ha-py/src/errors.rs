@@ -18,12 +18,42 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-create_exception!(_native, FspbxHaError, PyException, "Base class of every fspbx_ha error.");
-create_exception!(_native, ConfigError, FspbxHaError, "The configuration is unreadable, malformed or invalid.");
-create_exception!(_native, SecretError, FspbxHaError, "A secret reference (env:/file:) could not be resolved.");
-create_exception!(_native, SshError, FspbxHaError, "SSH: keys, host keys, connection, authentication, commands.");
-create_exception!(_native, PostgresError, FspbxHaError, "PostgreSQL: connection or query.");
-create_exception!(_native, LocalIoError, FspbxHaError, "A local file could not be written.");
+create_exception!(
+    _native,
+    FspbxHaError,
+    PyException,
+    "Base class of every fspbx_ha error."
+);
+create_exception!(
+    _native,
+    ConfigError,
+    FspbxHaError,
+    "The configuration is unreadable, malformed or invalid."
+);
+create_exception!(
+    _native,
+    SecretError,
+    FspbxHaError,
+    "A secret reference (env:/file:) could not be resolved."
+);
+create_exception!(
+    _native,
+    SshError,
+    FspbxHaError,
+    "SSH: keys, host keys, connection, authentication, commands."
+);
+create_exception!(
+    _native,
+    PostgresError,
+    FspbxHaError,
+    "PostgreSQL: connection or query."
+);
+create_exception!(
+    _native,
+    LocalIoError,
+    FspbxHaError,
+    "A local file could not be written."
+);
 create_exception!(
     _native,
     ReplicationError,
@@ -67,7 +97,9 @@ pub(crate) fn core_err(py: Python<'_>, e: Error) -> PyErr {
             .collect();
         let _ = err.value(py).setattr("problems", list);
     } else {
-        let _ = err.value(py).setattr("problems", Vec::<(String, String, String)>::new());
+        let _ = err
+            .value(py)
+            .setattr("problems", Vec::<(String, String, String)>::new());
     }
     err
 }

@@ -98,9 +98,7 @@ impl FromStr for SecretRef {
         };
         if let Some(name) = s.strip_prefix("env:") {
             let ok = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !name.starts_with(|c: char| c.is_ascii_digit());
             if !ok {
                 return Err(SecretError::InvalidReference {
@@ -152,7 +150,10 @@ mod tests {
     fn refuses_inline_values_without_echoing_them() {
         let err = "hunter2".parse::<SecretRef>().unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
-        let err = "plain:supersecretvalue".parse::<SecretRef>().unwrap_err().to_string();
+        let err = "plain:supersecretvalue"
+            .parse::<SecretRef>()
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("supersecretvalue"), "{err}");
         assert!("env:".parse::<SecretRef>().is_err());
         assert!("env:1ABC".parse::<SecretRef>().is_err());
@@ -173,7 +174,9 @@ mod tests {
 
     #[test]
     fn missing_env_names_variable() {
-        let e = SecretRef::env("FSPBX_HA_SURELY_UNSET_VAR").resolve().unwrap_err();
+        let e = SecretRef::env("FSPBX_HA_SURELY_UNSET_VAR")
+            .resolve()
+            .unwrap_err();
         assert!(e.to_string().contains("FSPBX_HA_SURELY_UNSET_VAR"));
     }
 }

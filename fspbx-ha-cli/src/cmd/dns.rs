@@ -71,7 +71,6 @@ pub(crate) enum DnsCommand {
     },
 }
 
-
 /// Runs a `dns` subcommand.
 pub(crate) async fn run(
     cmd: DnsCommand,

@@ -10,6 +10,8 @@ use fspbx_ha_core::config::ClusterConfig;
 use fspbx_ha_core::failover::{self, Controller, NodeId};
 use fspbx_ha_core::floating::{Target, dns_nodes};
 
+use super::args::parse_duration;
+
 /// `failover` subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum FailoverCommand {
@@ -33,9 +35,9 @@ pub(crate) struct WatchArgs {
     /// Append the audit log here (overrides `failover.audit_log`).
     #[arg(long)]
     audit_log: Option<PathBuf>,
-    /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
-    #[arg(long, value_name = "SECONDS")]
-    run_for: Option<f64>,
+    /// Stop after this long (`30`, `90s`, `10m`; default: run until SIGINT/SIGTERM).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    run_for: Option<Duration>,
 }
 
 /// Arguments of `failover status`.
@@ -102,11 +104,7 @@ async fn watch(args: WatchArgs, mut config: ClusterConfig, json: bool) -> anyhow
     if let Some(path) = args.audit_log {
         config.failover.audit_log = path;
     }
-    let run_for = match args.run_for {
-        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
-        Some(s) => anyhow::bail!("--run-for {s}: expected a number of seconds above zero"),
-        None => None,
-    };
+    let run_for = args.run_for;
     let controller = Controller::new(config).await?;
     eprintln!(
         "watching {} (audit log {}{}); stop with Ctrl-C",

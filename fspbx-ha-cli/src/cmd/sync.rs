@@ -54,7 +54,6 @@ impl SyncArgs {
     }
 }
 
-
 pub(crate) async fn run(
     cmd: SyncCommand,
     config_path: &Path,
