@@ -6,6 +6,7 @@ use std::time::Duration;
 use assert_cmd::Command;
 use fspbx_ha_core::config::ClusterConfig;
 use fspbx_ha_core::floating::{DEFAULT_NODE_TTL, Floating};
+use fspbx_ha_core::replication::{self, Intent, NoProgress, Pair, Side};
 use fspbx_ha_dns::RecordKind;
 use fspbx_ha_dns::propagation::Outcome;
 use fspbx_ha_lab::cluster_toml::write_cluster_toml;
@@ -57,7 +58,37 @@ fn switchover_watch_and_status_against_the_lab() {
         let f = Floating::new(&config).unwrap();
         f.apply(DEFAULT_NODE_TTL).await.unwrap();
         assert!(f.verify(None, Duration::from_secs(20)).await.unwrap().ok);
+        // Replication both ways: the switchover's catch-up and sequence steps run for real.
+        let mut pair = Pair::connect(&config).await.unwrap();
+        pair.pg(Side::A)
+            .client()
+            .batch_execute(
+                "CREATE TABLE public.cli_rows (id bigserial PRIMARY KEY); \
+                 INSERT INTO public.cli_rows SELECT FROM generate_series(1, 50);",
+            )
+            .await
+            .unwrap();
+        let plan = pair.plan(&Intent::default()).await.unwrap();
+        replication::apply(&mut pair, &plan, &NoProgress)
+            .await
+            .unwrap();
     });
+    let seq_b = || {
+        rt.block_on(async {
+            let pair = Pair::connect(&config).await.unwrap();
+            pair.pg(Side::B)
+                .client()
+                .query_one(
+                    "SELECT last_value FROM pg_catalog.pg_sequences \
+                     WHERE sequencename = 'cli_rows_id_seq'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get::<_, Option<i64>>(0)
+        })
+    };
+    let seq_b_before = seq_b();
     assert_eq!(answers(&rt, &config), ["[127.0.0.2]", "[127.0.0.2]"]);
 
     // Dry run: decided, nothing changed.
@@ -66,8 +97,18 @@ fn switchover_watch_and_status_against_the_lab() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(stdout(&out).contains("would flip"), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("would flip"), "{text}");
+    for step in ["catch_up", "sequences", "flip", "drain"] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(step) && l.contains("would_do")),
+            "dry run shows the {step} step:\n{text}"
+        );
+    }
+    assert!(text.contains("cli_rows_id_seq"), "{text}");
     assert_eq!(answers(&rt, &config), ["[127.0.0.2]", "[127.0.0.2]"]);
+    assert_eq!(seq_b(), seq_b_before, "the dry run moved no sequence");
 
     // The real switchover: both authoritative servers answer B afterwards.
     let out = fspbx_ha(&path)
@@ -80,6 +121,37 @@ fn switchover_watch_and_status_against_the_lab() {
     assert_eq!(report["from"], "a");
     assert_eq!(report["flip"]["ok"], true);
     assert_eq!(answers(&rt, &config), ["[127.0.0.3]", "[127.0.0.3]"]);
+    let steps: Vec<(String, String)> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["step"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "health",
+            "replication",
+            "catch_up",
+            "sequences",
+            "flip",
+            "drain",
+            "fence"
+        ]
+        .map(|s| (s.to_owned(), "done".to_owned())),
+        "{report}"
+    );
+    // B's sequence moved past A's last value (50) by the margin.
+    assert!(
+        seq_b().is_some_and(|v| v >= 50 + fspbx_ha_core::failover::SEQUENCE_MARGIN),
+        "{:?}",
+        seq_b()
+    );
     // --fence ran the lab's fence command on A (it records the node's address).
     assert_eq!(report["fence"]["node"], "a");
     assert_eq!(report["fence"]["reachable"], true, "{report}");

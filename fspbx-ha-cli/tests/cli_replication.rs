@@ -43,7 +43,7 @@ fn from_plan_to_teardown(flavor: PgFlavor) {
         .assert()
         .success();
     let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    assert!(!stdout.contains(&lab.repl_password) && !stdout.contains(lab.a.password()));
+    assert!(!stdout.contains(&lab.repl_password) && !stdout.contains(lab.a().password()));
     let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let ids: Vec<&str> = plan["steps"]
         .as_array()
@@ -53,7 +53,7 @@ fn from_plan_to_teardown(flavor: PgFlavor) {
         .collect();
     assert_eq!(ids.last(), Some(&"subscription.a"), "{ids:?}");
     assert!(stdout.contains("password=<redacted>"));
-    assert_eq!(LabPair::leftovers(&lab.a), "0|0|0", "plan changes nothing");
+    assert_eq!(LabPair::leftovers(lab.a()), "0|0|0", "plan changes nothing");
 
     fspbx_ha(&config)
         .args(["replication", "apply"])
@@ -83,7 +83,7 @@ fn from_plan_to_teardown(flavor: PgFlavor) {
 
     lab.sql_a("INSERT INTO public.v_domains (domains_name) VALUES ('from the CLI test')");
     lab.wait_for(
-        &lab.b,
+        lab.b(),
         "SELECT count(*) FROM public.v_domains WHERE domains_name = 'from the CLI test'",
         "1",
     );
@@ -104,13 +104,13 @@ fn from_plan_to_teardown(flavor: PgFlavor) {
         .assert()
         .success()
         .stdout(predicate::str::contains("dry run"));
-    assert_eq!(LabPair::leftovers(&lab.a), "1|1|1");
+    assert_eq!(LabPair::leftovers(lab.a()), "1|1|1");
     fspbx_ha(&config)
         .args(["replication", "teardown", "--yes"])
         .assert()
         .success();
-    assert_eq!(LabPair::leftovers(&lab.a), "0|0|0");
-    assert_eq!(LabPair::leftovers(&lab.b), "0|0|0");
+    assert_eq!(LabPair::leftovers(lab.a()), "0|0|0");
+    assert_eq!(LabPair::leftovers(lab.b()), "0|0|0");
     // Broken now: status exits 1 and says why.
     fspbx_ha(&config)
         .args(["replication", "status"])
@@ -136,5 +136,5 @@ fn a_refusal_names_node_step_and_fix() {
             )
             .and(predicate::str::contains("--allow-restart")),
         );
-    assert_eq!(LabPair::leftovers(&lab.a), "0|0|0");
+    assert_eq!(LabPair::leftovers(lab.a()), "0|0|0");
 }

@@ -1,17 +1,20 @@
-//! `fspbx-ha sync {plan,apply,status,wait}` against two real Syncthing daemons whose APIs
-//! listen on 127.0.0.1 and are reached through the nodes' real sshd.
+//! `fspbx-ha sync {plan,apply,status,wait}` against the lab's two real Syncthing daemons, whose
+//! APIs listen on 127.0.0.1 and are reached through the nodes' real sshd.
 //!
-//! The two lab nodes share one filesystem, so both daemons are given the same folder path
-//! here (the configuration has one path per folder, the same on both nodes); files crossing
-//! between two trees is proven by fspbx-ha-sync's and fspbx-ha-core's tests.
+//! The configuration is the lab's own `cluster.toml` (each node's folders under its own
+//! `folder_root`), narrowed to one folder whose path holds a space, so a file written on node A
+//! can be seen arriving in node B's tree.
 
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use fspbx_ha_core::SecretRef;
-use fspbx_ha_core::config::{ClusterConfig, FolderSpec, SyncthingSpec};
-use fspbx_ha_lab::sshd::{ClientKey, KeyKind, Sshd, SshdOptions, write_known_hosts};
-use fspbx_ha_lab::syncthing::{Syncthing, SyncthingOptions};
+use fspbx_ha_core::config::{ClusterConfig, FolderSpec};
+use fspbx_ha_lab::cluster_toml::write_cluster_toml;
+use fspbx_ha_lab::lab::{Lab, LabOptions, node_files_root};
+use fspbx_ha_lab::syncthing::Syncthing;
+
+/// The one mirrored folder (a space in it: the SSH path check must quote it).
+const FOLDER: &str = "/var/lib/freeswitch/recordings dir";
 
 fn fspbx_ha() -> Command {
     let mut c = Command::cargo_bin("fspbx-ha").unwrap();
@@ -19,70 +22,59 @@ fn fspbx_ha() -> Command {
     c
 }
 
-struct Lab {
-    _dir: tempfile::TempDir,
-    _sshd: [Sshd; 2],
-    st: [Syncthing; 2],
+/// The lab (stopped on drop, before its directory is removed) and the configuration file.
+struct SyncLab {
+    lab: Lab,
     config: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
-fn lab() -> Lab {
-    let dir = tempfile::tempdir().unwrap();
-    let key = ClientKey::generate(dir.path(), KeyKind::Ed25519, None).unwrap();
-    let sshd = [fspbx_ha_lab::NODE_A_IP, fspbx_ha_lab::NODE_B_IP].map(|ip| {
-        Sshd::start(SshdOptions {
-            ip,
-            authorized_keys: vec![key.public_line().to_owned()],
-            ..SshdOptions::default()
-        })
-        .unwrap()
-    });
-    let loopback = Some(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
-    let st = [SyncthingOptions::node_a(), SyncthingOptions::node_b()].map(|o| {
-        Syncthing::start(SyncthingOptions {
-            gui_ip: loopback,
-            ..o
-        })
-        .unwrap()
-    });
-    let known = dir.path().join("known_hosts");
-    write_known_hosts(
-        &known,
-        &[sshd[0].known_hosts_line(), sshd[1].known_hosts_line()],
-    )
-    .unwrap();
-    let shared = dir.path().join("recordings dir");
-    std::fs::create_dir_all(&shared).unwrap();
+impl SyncLab {
+    fn st(&self, i: usize) -> &Syncthing {
+        let node = if i == 0 { self.lab.a() } else { self.lab.b() };
+        node.syncthing.as_ref().expect("the lab runs Syncthing")
+    }
 
-    let mut c = ClusterConfig::from_toml_str(&ClusterConfig::template()).unwrap();
-    for i in 0..2 {
-        let n = &mut c.nodes[i];
-        n.addresses = vec![sshd[i].ip()];
-        n.ssh.host = sshd[i].ip().to_string();
-        n.ssh.port = sshd[i].port();
-        n.ssh.identity = key.private_path().to_owned();
-        n.ssh.known_hosts = known.clone();
+    /// `FOLDER` as it is on node `name`'s disk.
+    fn folder(&self, name: &str) -> PathBuf {
+        node_files_root(self.lab.dir(), name).join(FOLDER.trim_start_matches('/'))
+    }
+}
+
+fn lab() -> SyncLab {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::start(LabOptions {
+        syncthing: true,
+        ..LabOptions::new(dir.path().join("lab"))
+    })
+    .unwrap();
+    let path = write_cluster_toml(&lab.topology()).unwrap();
+    let mut c = ClusterConfig::load(&path).unwrap();
+    for n in &mut c.nodes {
         n.ssh.connect_attempts = 1;
-        n.syncthing = Some(SyncthingSpec {
-            url: format!("http://127.0.0.1:{}", st[i].gui_addr().port()),
-            api_key: SecretRef::file(st[i].api_key_file()),
-            via_ssh: true,
-            folder_root: None,
-        });
+        let st = n
+            .syncthing
+            .as_ref()
+            .expect("[nodes.syncthing] written by the lab");
+        assert!(st.via_ssh && st.folder_root.is_some(), "{st:?}");
     }
     c.folders = vec![FolderSpec {
-        path: shared,
+        path: FOLDER.into(),
         id: None,
         rescan_interval_s: 300,
     }];
+    assert!(c.problems().is_empty(), "{:?}", c.problems());
     let config = dir.path().join("cluster.toml");
     std::fs::write(&config, c.to_toml()).unwrap();
-    Lab {
-        _dir: dir,
-        _sshd: sshd,
-        st,
+    let lab = SyncLab {
+        lab,
         config,
+        _dir: dir,
+    };
+    for node in ["a", "b"] {
+        std::fs::create_dir_all(lab.folder(node)).unwrap();
     }
+    lab
 }
 
 fn json(config: &Path, args: &[&str], code: i32) -> serde_json::Value {
@@ -105,7 +97,7 @@ fn plan_apply_status_wait_and_a_second_apply_that_changes_nothing() {
     let lab = lab();
     let plan = json(&lab.config, &["sync", "plan"], 0);
     assert_eq!(plan["steps"].as_array().unwrap().len(), 4, "{plan:#}");
-    assert_eq!(plan["sync_addresses"][1], lab.st[1].listen_address());
+    assert_eq!(plan["sync_addresses"][1], lab.st(1).listen_address());
 
     // Human apply output lists the steps.
     fspbx_ha()
@@ -118,8 +110,17 @@ fn plan_apply_status_wait_and_a_second_apply_that_changes_nothing() {
         .stderr(predicates::str::contains("add device"))
         .stdout(predicates::str::contains("applied 4 step(s)"));
 
+    // Each node has its own tree: a file written in node A's folder must cross to node B's.
+    let name = "crossed \u{2713}.wav";
+    assert!(!lab.folder("b").join(name).exists());
+    std::fs::write(lab.folder("a").join(name), b"from node a").unwrap();
     let wait = json(&lab.config, &["sync", "wait", "--timeout", "60s"], 0);
     assert_eq!(wait["complete"], true);
+    assert_eq!(
+        std::fs::read(lab.folder("b").join(name)).unwrap(),
+        b"from node a",
+        "the file written on node A is on node B after `sync wait`"
+    );
 
     let status = json(&lab.config, &["sync", "status"], 0);
     assert_eq!(status["complete"], true, "{status:#}");
@@ -159,7 +160,7 @@ fn plan_apply_status_wait_and_a_second_apply_that_changes_nothing() {
     .unwrap()
     .to_owned();
     assert!(text.contains("nothing to change"), "{text}");
-    assert!(!text.contains(lab.st[0].api_key()));
+    assert!(!text.contains(lab.st(0).api_key()));
 }
 
 #[test]
@@ -182,7 +183,7 @@ fn a_daemon_down_exits_3_naming_the_node_and_status_before_pairing_exits_1() {
         err.contains("sync not complete after 1s") && err.contains("not shared both ways"),
         "{err}"
     );
-    lab.st[1].stop();
+    lab.lab.b_mut().syncthing.as_mut().unwrap().stop();
     let out = fspbx_ha()
         .arg("--config")
         .arg(&lab.config)
@@ -194,5 +195,5 @@ fn a_daemon_down_exits_3_naming_the_node_and_status_before_pairing_exits_1() {
         .clone();
     let err = String::from_utf8_lossy(&out);
     assert!(err.contains("node b: cannot reach Syncthing"), "{err}");
-    assert!(!err.contains(lab.st[1].api_key()));
+    assert!(!err.contains(lab.st(1).api_key()));
 }

@@ -58,7 +58,7 @@ fn pipe_schema(a: &PgServer, b: &PgServer) {
 
 fn manual(lab: &LabPair) -> Duration {
     let t = Instant::now();
-    pipe_schema(&lab.a, &lab.b);
+    pipe_schema(lab.a(), lab.b());
     lab.sql_a("CREATE PUBLICATION fspbx_publication_a FOR ALL TABLES");
     lab.sql_b("CREATE PUBLICATION fspbx_publication_b FOR ALL TABLES");
     if let Ok(pre) = std::env::var("FSPBX_HA_BENCH_MANUAL_PRE_B") {
@@ -67,8 +67,8 @@ fn manual(lab: &LabPair) -> Duration {
     lab.sql_b(&format!(
         "CREATE SUBSCRIPTION fspbx_subscription_a_to_b CONNECTION 'host=127.0.0.2 port={} dbname=fusionpbx user=fusionpbx password={}' \
          PUBLICATION fspbx_publication_a WITH (copy_data = true, origin = none{})",
-        lab.a.port(),
-        lab.a.password(),
+        lab.a().port(),
+        lab.a().password(),
         std::env::var("FSPBX_HA_BENCH_MANUAL_OPTS").unwrap_or_default()
     ));
     while lab.sql_b("SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'") != "0" {
@@ -77,8 +77,8 @@ fn manual(lab: &LabPair) -> Duration {
     lab.sql_a(&format!(
         "CREATE SUBSCRIPTION fspbx_subscription_b_to_a CONNECTION 'host=127.0.0.3 port={} dbname=fusionpbx user=fusionpbx password={}' \
          PUBLICATION fspbx_publication_b WITH (copy_data = false, origin = none)",
-        lab.b.port(),
-        lab.b.password()
+        lab.b().port(),
+        lab.b().password()
     ));
     t.elapsed()
 }

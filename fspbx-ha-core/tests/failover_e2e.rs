@@ -11,15 +11,20 @@
 //! hung DNS primary during the flip never make a wrong flip; a hung node A (every process
 //! SIGSTOPped) is failed away from, and fencing it is bounded by `failover.fence_timeout`.
 //!
-//! Replication is not set up in this lab, so the lag and schema gates are `off` here (the
-//! policy's property tests cover the gates); the Syncthing gate is off too.
+//! Replication is not set up in these labs, so the lag and schema gates are `off` there (the
+//! policy's property tests cover the gates); the Syncthing gate is off too. The planned
+//! switchover test sets replication up both ways and runs with both gates `hard`: a writer
+//! commits rows to A throughout, and none acknowledged is missing on B afterwards.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use fspbx_ha_core::config::ClusterConfig;
-use fspbx_ha_core::failover::{AuditRecord, Controller, ControllerStatus, Requirement, read_tail};
+use fspbx_ha_core::failover::{
+    AuditRecord, Controller, ControllerStatus, NodeId, Requirement, StepStatus, read_tail,
+};
 use fspbx_ha_core::floating::{DEFAULT_NODE_TTL, Floating};
+use fspbx_ha_core::replication::{self, Intent, NoProgress, Pair, Side, Verdict};
 use fspbx_ha_dns::RecordKind;
 use fspbx_ha_dns::propagation::{Checker, Outcome};
 use fspbx_ha_lab::cluster_toml::write_cluster_toml;
@@ -197,6 +202,8 @@ async fn failover_flips_on_node_loss_only_and_never_flaps() {
         all_answer(&checker, &name, &addr_a).await,
         "floating starts on A"
     );
+    // Replication A <-> B, for the RPO measurement of step 2 (the gates stay off here).
+    drop(set_up_replication(&config).await);
 
     // --- 1. Blips: A's SIP responder paused for less than fall × interval, again and again.
     let run = Running::start(&config).await;
@@ -239,9 +246,12 @@ async fn failover_flips_on_node_loss_only_and_never_flaps() {
     assert!(status.rounds >= 15, "{}", status.rounds);
     assert!(all_answer(&checker, &name, &addr_a).await);
 
-    // --- 2. Node loss: SIGKILL every process of A; measure until every server answers B.
+    // --- 2. Node loss: a writer commits rows to A; SIGKILL every process of A; measure until
+    // every server answers B, then which acknowledged rows B lacks (RPO).
+    let writer = Writer::start(&config, Side::A, Duration::from_millis(5)).await;
     let run = Running::start(&config).await;
     tokio::time::sleep(INTERVAL * 4).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let killed = Instant::now();
     kill_node(&mut lab, "a");
     // Poll both servers every 20 ms: when the primary (which takes the update) answers B, and
@@ -271,6 +281,48 @@ async fn failover_flips_on_node_loss_only_and_never_flaps() {
         INTERVAL
     );
     assert!(rto < Duration::from_secs(10), "RTO {rto:?}");
+    let (acked, _) = writer.stop().await;
+    let b = fspbx_ha_core::pg::connect("nodes[1]", &config.nodes[1], None)
+        .await
+        .unwrap();
+    let on_b: std::collections::HashSet<i64> = b
+        .client()
+        .query("SELECT id FROM public.switch_rows", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let missing: Vec<&(i64, Instant)> = acked.iter().filter(|(id, _)| !on_b.contains(id)).collect();
+    let old_missing = missing
+        .iter()
+        .filter(|(_, at)| killed.duration_since(*at) > Duration::from_secs(1))
+        .count();
+    let ages: Vec<Duration> = missing
+        .iter()
+        .map(|(_, at)| killed.saturating_duration_since(*at))
+        .collect();
+    let ms = |d: Option<&Duration>| {
+        d.map_or("-".into(), |d| {
+            format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+        })
+    };
+    let newest_missing_age = ages.iter().min();
+    let oldest_missing_age = ages.iter().max();
+    println!(
+        "RPO: {} of {} rows acknowledged by A are missing on B after the flip; {old_missing} of \
+         them acknowledged more than 1 s before the SIGKILL; the missing ones were acknowledged \
+         {} to {} before the kill",
+        missing.len(),
+        acked.len(),
+        ms(newest_missing_age),
+        ms(oldest_missing_age),
+    );
+    assert!(acked.len() > 100, "the writer ran: {} rows", acked.len());
+    assert_eq!(
+        old_missing, 0,
+        "RPO: rows acknowledged more than 1 s before the kill are on B"
+    );
     let flips = events(&audit, "flip");
     assert_eq!(flips.len(), 1, "{flips:#?}");
     assert_eq!(flips[0].node.as_deref(), Some("b"));
@@ -318,7 +370,11 @@ async fn failover_flips_on_node_loss_only_and_never_flaps() {
         "no flap after a restart"
     );
     assert_eq!(status.active.as_deref(), Some("b"));
-    assert!(all_answer(&checker, &name, &addr_b).await);
+    assert!(
+        all_answer(&checker, &name, &addr_b).await,
+        "{:?}",
+        answers(&checker, &name).await
+    );
 
     // --- 4. The standby (A) down, then the active (B) too: no flip, an alert.
     let run = Running::start(&config).await;
@@ -558,5 +614,261 @@ async fn a_hung_node_is_failed_away_from_and_fencing_it_is_bounded() {
     assert!(
         took <= config.failover.fence_timeout + Duration::from_millis(500),
         "fencing a hung node is bounded by failover.fence_timeout: {elapsed}"
+    );
+}
+
+/// A writer committing rows to one node over its own connection, recording every
+/// acknowledged id with the moment it was acknowledged.
+struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: JoinHandle<(Vec<(i64, Instant)>, usize)>,
+}
+
+impl Writer {
+    /// Starts inserting into `public.switch_rows` on node `side` every `pause`.
+    async fn start(config: &ClusterConfig, side: Side, pause: Duration) -> Writer {
+        let pair = Pair::connect(config).await.unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let (mut acked, mut errors) = (vec![], 0usize);
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                match pair
+                    .pg(side)
+                    .client()
+                    .query_one(
+                        "INSERT INTO public.switch_rows DEFAULT VALUES RETURNING id",
+                        &[],
+                    )
+                    .await
+                {
+                    Ok(row) => acked.push((row.get::<_, i64>(0), Instant::now())),
+                    Err(_) => errors += 1,
+                }
+                tokio::time::sleep(pause).await;
+            }
+            (acked, errors)
+        });
+        Writer { stop, task }
+    }
+
+    /// Stops it: every acknowledged id with when, and the number of failed inserts.
+    async fn stop(self) -> (Vec<(i64, Instant)>, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+/// Ids of `ids` that node `side` does not hold.
+async fn missing_on(pair: &Pair, side: Side, ids: &[i64]) -> Vec<i64> {
+    let have: std::collections::HashSet<i64> = pair
+        .pg(side)
+        .client()
+        .query("SELECT id FROM public.switch_rows", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    ids.iter().copied().filter(|i| !have.contains(i)).collect()
+}
+
+/// `public.switch_rows_id_seq`'s last value on node `side`.
+async fn seq_value(pair: &Pair, side: Side) -> Option<i64> {
+    pair.pg(side)
+        .client()
+        .query_one(
+            "SELECT last_value FROM pg_catalog.pg_sequences \
+             WHERE schemaname = 'public' AND sequencename = 'switch_rows_id_seq'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Creates `public.switch_rows` (bigserial) on A and sets replication up both ways (the schema
+/// is copied to B).
+async fn set_up_replication(config: &ClusterConfig) -> Pair {
+    let mut pair = Pair::connect(config).await.unwrap();
+    pair.pg(Side::A)
+        .client()
+        .batch_execute(
+            "CREATE TABLE public.switch_rows (id bigserial PRIMARY KEY, \
+             at timestamptz NOT NULL DEFAULT now()); \
+             INSERT INTO public.switch_rows DEFAULT VALUES;",
+        )
+        .await
+        .unwrap();
+    let plan = pair.plan(&Intent::default()).await.unwrap();
+    replication::apply(&mut pair, &plan, &NoProgress)
+        .await
+        .unwrap();
+    let st = replication::status(&pair).await.unwrap();
+    assert_ne!(st.verdict, Verdict::Broken, "{}", st.render());
+    pair
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_switchover_catches_up_moves_sequences_and_loses_no_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let _lab = Lab::start(LabOptions {
+        dns: true,
+        sip: true,
+        ..LabOptions::new(dir.path().join("lab"))
+    })
+    .unwrap();
+    let mut config = config_for(&_lab);
+    // Replication is set up here: the lag and schema gates are real.
+    config.failover.lag = Requirement::Hard;
+    config.failover.schema = Requirement::Hard;
+    config.failover.metrics_listen = None;
+    let floating = Floating::new(&config).unwrap();
+    floating.apply(DEFAULT_NODE_TTL).await.unwrap();
+    assert!(
+        floating
+            .verify(None, Duration::from_secs(20))
+            .await
+            .unwrap()
+            .ok
+    );
+    let checker = floating.checker().await.unwrap();
+    let name = config.floating.name.clone();
+    let (addr_a, addr_b) = (
+        config.nodes[0].addresses.clone(),
+        config.nodes[1].addresses.clone(),
+    );
+
+    // A bigserial table on A, then replication both ways (schema copied to B, rows, sequences).
+    let pair = set_up_replication(&config).await;
+
+    let writer = Writer::start(&config, Side::A, Duration::from_millis(5)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // --- Dry run: every step shown, nothing changed (record on A, B's sequence untouched).
+    let seq_b_before = seq_value(&pair, Side::B).await;
+    let mut controller = Controller::new(config.clone()).await.unwrap();
+    let dry = controller.switchover(NodeId::B, true, true).await.unwrap();
+    assert_eq!(dry.outcome, "would_flip");
+    let step = |r: &fspbx_ha_core::failover::SwitchoverReport, name: &str| {
+        r.steps
+            .iter()
+            .find(|s| s.step == name)
+            .unwrap_or_else(|| panic!("no {name} step: {:#?}", r.steps))
+            .clone()
+    };
+    assert_eq!(step(&dry, "replication").status, StepStatus::Done);
+    for s in ["catch_up", "sequences", "flip", "drain", "fence"] {
+        assert_eq!(
+            step(&dry, s).status,
+            StepStatus::WouldDo,
+            "{:#?}",
+            dry.steps
+        );
+    }
+    let would = step(&dry, "sequences").sequences;
+    assert!(
+        would
+            .iter()
+            .any(|m| m.sequence.contains("switch_rows_id_seq") && m.after > m.source),
+        "the dry run lists the move it would make: {would:#?}"
+    );
+    assert_eq!(
+        seq_value(&pair, Side::B).await,
+        seq_b_before,
+        "dry run moved a sequence"
+    );
+    assert!(
+        all_answer(&checker, &name, &addr_a).await,
+        "dry run moved the record"
+    );
+
+    // --- The switchover, while A keeps taking writes.
+    let began = Instant::now();
+    let report = controller.switchover(NodeId::B, false, true).await.unwrap();
+    let (acked, errors) = writer.stop().await;
+    assert_eq!(report.outcome, "flipped", "{report:#?}");
+    for s in [
+        "health",
+        "replication",
+        "catch_up",
+        "sequences",
+        "flip",
+        "drain",
+    ] {
+        assert_eq!(
+            step(&report, s).status,
+            StepStatus::Done,
+            "{:#?}",
+            report.steps
+        );
+    }
+    assert!(
+        all_answer(&checker, &name, &addr_b).await,
+        "both servers answer B"
+    );
+
+    // Every row A acknowledged before the switchover began is on B the moment it returns (the
+    // catch-up heartbeat proved it before the flip).
+    let before: Vec<i64> = acked
+        .iter()
+        .filter(|(_, at)| *at < began)
+        .map(|(id, _)| *id)
+        .collect();
+    assert!(before.len() > 50, "the writer ran: {} rows", before.len());
+    let lost_before = missing_on(&pair, Side::B, &before).await;
+    assert!(
+        lost_before.is_empty(),
+        "rows of A missing on B: {lost_before:?}"
+    );
+    // And every acknowledged row, including those A took during the switchover (stragglers
+    // after the drain arrive by replication within the heartbeat timeout).
+    let all: Vec<i64> = acked.iter().map(|(id, _)| *id).collect();
+    let at_return = missing_on(&pair, Side::B, &all).await.len();
+    let mut lost = at_return;
+    let deadline = Instant::now() + config.replication.heartbeat_timeout;
+    while lost > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        lost = missing_on(&pair, Side::B, &all).await.len();
+    }
+    assert_eq!(
+        lost, 0,
+        "acknowledged rows of A lost by a planned switchover"
+    );
+
+    // B's sequence is past A's: an insert on B right away does not collide.
+    let (seq_a, seq_b) = (
+        seq_value(&pair, Side::A).await.unwrap(),
+        seq_value(&pair, Side::B).await.unwrap(),
+    );
+    assert!(seq_b >= seq_a, "B's sequence {seq_b} below A's {seq_a}");
+    let max_acked = all.iter().copied().max().unwrap();
+    let id: i64 = pair
+        .pg(Side::B)
+        .client()
+        .query_one(
+            "INSERT INTO public.switch_rows DEFAULT VALUES RETURNING id",
+            &[],
+        )
+        .await
+        .expect("an insert on B after the switchover succeeds")
+        .get(0);
+    assert!(
+        id > max_acked,
+        "B's new id {id} above every id of A ({max_acked})"
+    );
+    let fence = report.fence.as_ref().expect("fence_old ran");
+    assert!(fence.reachable && fence.node == "a", "{fence:#?}");
+
+    println!(
+        "planned switchover: {:.0} ms in all (flip {:.0} ms, catch-up {:.0} ms); {} rows \
+         acknowledged by A during it ({} failed inserts), {} not yet on B at return, rows lost: \
+         {lost}; B's sequence {seq_b} >= A's {seq_a}",
+        report.elapsed.as_secs_f64() * 1000.0,
+        step(&report, "flip").elapsed.as_secs_f64() * 1000.0,
+        step(&report, "catch_up").elapsed.as_secs_f64() * 1000.0,
+        all.len() - before.len(),
+        errors,
+        at_return,
     );
 }

@@ -1,78 +1,60 @@
-//! The Files bridge: the cluster configuration's Syncthing pair, reached through SSH local
-//! forwards to APIs listening only on each node's 127.0.0.1, against real sshd and Syncthing.
+//! The Files bridge: the lab's cluster configuration and Syncthing pair, reached through SSH
+//! local forwards to APIs listening only on each node's 127.0.0.1, against real sshd and
+//! Syncthing. Each lab node keeps its folders under its own `folder_root`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use fspbx_ha_core::config::{ClusterConfig, FolderSpec, SyncthingSpec};
+use fspbx_ha_core::config::{ClusterConfig, FolderSpec};
 use fspbx_ha_core::files::{Files, FilesOptions};
 use fspbx_ha_core::{Error, ErrorFamily, SecretRef};
-use fspbx_ha_lab::sshd::{ClientKey, KeyKind, Sshd, SshdOptions, write_known_hosts};
-use fspbx_ha_lab::syncthing::{Syncthing, SyncthingOptions};
+use fspbx_ha_lab::cluster_toml::write_cluster_toml;
+use fspbx_ha_lab::lab::{self, LabOptions, node_files_root};
+use fspbx_ha_lab::syncthing::Syncthing;
 use fspbx_ha_sync::WaitOptions;
 
 const REC: &str = "/var/lib/freeswitch/recordings";
 const STORAGE: &str = "/var/lib/freeswitch/storage";
-const LOOPBACK: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
+/// The lab (stopped on drop, before its directory is removed).
 struct Lab {
-    dir: tempfile::TempDir,
-    key: ClientKey,
-    sshd: [Sshd; 2],
-    st: [Syncthing; 2],
+    lab: lab::Lab,
+    _dir: tempfile::TempDir,
 }
 
 impl Lab {
     fn start() -> Lab {
         let dir = tempfile::tempdir().unwrap();
-        let key = ClientKey::generate(dir.path(), KeyKind::Ed25519, None).unwrap();
-        let sshd = [fspbx_ha_lab::NODE_A_IP, fspbx_ha_lab::NODE_B_IP].map(|ip| {
-            Sshd::start(SshdOptions {
-                ip,
-                authorized_keys: vec![key.public_line().to_owned()],
-                ..SshdOptions::default()
-            })
-            .unwrap()
-        });
-        // The REST APIs listen on 127.0.0.1 only ("the node's loopback"); sync on the node IPs.
-        let st = [SyncthingOptions::node_a(), SyncthingOptions::node_b()].map(|o| {
-            Syncthing::start(SyncthingOptions {
-                gui_ip: Some(LOOPBACK),
-                ..o
-            })
-            .unwrap()
-        });
-        write_known_hosts(
-            &dir.path().join("known_hosts"),
-            &[sshd[0].known_hosts_line(), sshd[1].known_hosts_line()],
-        )
+        let lab = lab::Lab::start(LabOptions {
+            syncthing: true,
+            ..LabOptions::new(dir.path().join("lab"))
+        })
         .unwrap();
-        for s in &st {
+        // The lab creates FS PBX's folders under each node's root.
+        for node in ["a", "b"] {
             for f in [REC, STORAGE] {
-                std::fs::create_dir_all(local(s, f)).unwrap();
+                assert!(local_in(lab.dir(), node, f).is_dir());
             }
         }
-        Lab { dir, key, sshd, st }
+        Lab { lab, _dir: dir }
     }
 
+    fn st(&self, i: usize) -> &Syncthing {
+        let node = if i == 0 { self.lab.a() } else { self.lab.b() };
+        node.syncthing.as_ref().expect("the lab runs Syncthing")
+    }
+
+    /// The lab's own cluster.toml, narrowed to two folders.
     fn config(&self) -> ClusterConfig {
-        let mut c = ClusterConfig::from_toml_str(&ClusterConfig::template()).unwrap();
-        for i in 0..2 {
-            let n = &mut c.nodes[i];
-            let ip = self.sshd[i].ip();
-            n.addresses = vec![ip];
-            n.peer_address = Some(ip);
-            n.ssh.host = ip.to_string();
-            n.ssh.port = self.sshd[i].port();
-            n.ssh.identity = self.key.private_path().to_owned();
-            n.ssh.known_hosts = self.dir.path().join("known_hosts");
+        let path = write_cluster_toml(&self.lab.topology()).unwrap();
+        let mut c = ClusterConfig::load(&path).unwrap();
+        for n in &mut c.nodes {
             n.ssh.connect_attempts = 1;
-            n.syncthing = Some(SyncthingSpec {
-                url: format!("http://127.0.0.1:{}", self.st[i].gui_addr().port()),
-                api_key: SecretRef::file(self.st[i].api_key_file()),
-                via_ssh: true,
-                folder_root: None,
-            });
+            let st = n
+                .syncthing
+                .as_ref()
+                .expect("[nodes.syncthing] written by the lab");
+            assert!(st.via_ssh && st.folder_root.is_some(), "{st:?}");
         }
         c.folders = vec![
             FolderSpec {
@@ -90,23 +72,26 @@ impl Lab {
         c
     }
 
+    /// The defaults: each node's path prefix comes from its `syncthing.folder_root`.
     fn options(&self) -> FilesOptions {
-        FilesOptions {
-            path_prefix: [0, 1].map(|i| Some(self.st[i].data_root().display().to_string())),
-            ..FilesOptions::default()
-        }
+        FilesOptions::default()
+    }
+
+    /// `path` as it is on node `i`'s disk.
+    fn local(&self, i: usize, path: &str) -> PathBuf {
+        local_in(self.lab.dir(), ["a", "b"][i], path)
     }
 }
 
-fn local(st: &Syncthing, path: &str) -> PathBuf {
-    st.data_root().join(path.trim_start_matches('/'))
+fn local_in(dir: &std::path::Path, node: &str, path: &str) -> PathBuf {
+    node_files_root(dir, node).join(path.trim_start_matches('/'))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pair_through_ssh_forwards_sync_and_count_conflicts() {
     let lab = Lab::start();
     // The API is not reachable on the node's address, only on its loopback.
-    let gui_port = lab.st[0].gui_addr().port();
+    let gui_port = lab.st(0).gui_addr().port();
     assert!(std::net::TcpStream::connect((fspbx_ha_lab::NODE_A_IP, gui_port)).is_err());
 
     let files = Files::connect(&lab.config(), lab.options()).await.unwrap();
@@ -114,7 +99,7 @@ async fn pair_through_ssh_forwards_sync_and_count_conflicts() {
         assert_eq!(c.base_url().host_str(), Some("127.0.0.1"));
         assert_ne!(
             c.base_url().port(),
-            Some(lab.st[0].gui_addr().port()),
+            Some(lab.st(0).gui_addr().port()),
             "a forward's local port"
         );
     }
@@ -122,7 +107,7 @@ async fn pair_through_ssh_forwards_sync_and_count_conflicts() {
     // Node names, host names as device names, and the peer addresses from the configuration.
     assert_eq!(
         plan.sync_addresses,
-        [lab.st[0].listen_address(), lab.st[1].listen_address()]
+        [lab.st(0).listen_address(), lab.st(1).listen_address()]
     );
     let report = files.apply().await.unwrap();
     assert_eq!(report.applied.len(), 6);
@@ -130,13 +115,9 @@ async fn pair_through_ssh_forwards_sync_and_count_conflicts() {
         .device(&plan.device_ids[0])
         .await
         .unwrap();
-    assert_eq!(dev.name(), "server1.example.com");
+    assert_eq!(dev.name(), "server1.example.test");
 
-    std::fs::write(
-        local(&lab.st[0], REC).join("via ssh \u{2713}.wav"),
-        b"tunnelled",
-    )
-    .unwrap();
+    std::fs::write(lab.local(0, REC).join("via ssh \u{2713}.wav"), b"tunnelled").unwrap();
     let status = files
         .wait(&WaitOptions::new(Duration::from_secs(60)), |_| {})
         .await
@@ -147,13 +128,13 @@ async fn pair_through_ssh_forwards_sync_and_count_conflicts() {
         status.summary()
     );
     assert_eq!(
-        std::fs::read(local(&lab.st[1], REC).join("via ssh \u{2713}.wav")).unwrap(),
+        std::fs::read(lab.local(1, REC).join("via ssh \u{2713}.wav")).unwrap(),
         b"tunnelled"
     );
 
     // A conflict copy on B is counted there over SSH (and not on A before it syncs).
     let conflict = "greeting.sync-conflict-20261130-010203-ABCDEFG.wav";
-    std::fs::write(local(&lab.st[1], STORAGE).join(conflict), b"older").unwrap();
+    std::fs::write(lab.local(1, STORAGE).join(conflict), b"older").unwrap();
     let st = files.status().await.unwrap();
     assert_eq!(st.conflicts[1].count, Some(1), "{:?}", st.conflicts);
     assert_eq!(st.conflicts[0].count, Some(0), "{:?}", st.conflicts);
@@ -167,7 +148,7 @@ async fn pair_through_ssh_forwards_sync_and_count_conflicts() {
         [Some(1), Some(1)]
     );
     let json = serde_json::to_string(&st).unwrap();
-    assert!(!json.contains(lab.st[0].api_key()) && !json.contains(lab.st[1].api_key()));
+    assert!(!json.contains(lab.st(0).api_key()) && !json.contains(lab.st(1).api_key()));
 
     assert!(
         files.apply().await.unwrap().applied.is_empty(),
@@ -178,7 +159,7 @@ async fn pair_through_ssh_forwards_sync_and_count_conflicts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unwritable_or_missing_folder_is_named_before_any_change() {
     let lab = Lab::start();
-    std::fs::remove_dir_all(local(&lab.st[1], STORAGE)).unwrap();
+    std::fs::remove_dir_all(lab.local(1, STORAGE)).unwrap();
     let files = Files::connect(&lab.config(), lab.options()).await.unwrap();
     let err = files.apply().await.unwrap_err();
     assert_eq!(err.family(), ErrorFamily::Sync);
@@ -204,7 +185,7 @@ async fn unwritable_or_missing_folder_is_named_before_any_change() {
 async fn wrong_key_and_missing_section_are_clear() {
     let lab = Lab::start();
     let mut config = lab.config();
-    let wrong = lab.dir.path().join("wrong_key");
+    let wrong = lab.lab.dir().join("wrong_key");
     std::fs::write(&wrong, "wrong-key-value-2718").unwrap();
     config.nodes[0].syncthing.as_mut().unwrap().api_key = SecretRef::file(&wrong);
     let files = Files::connect(&config, lab.options()).await.unwrap();
@@ -261,7 +242,7 @@ impl Drop for ReadOnly {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_folder_is_named_by_the_ssh_check_and_by_the_daemon() {
     let lab = Lab::start();
-    let ro = local(&lab.st[1], REC);
+    let ro = lab.local(1, REC);
     let _guard = ReadOnly::mount(&ro);
     assert!(
         std::fs::write(ro.join("probe"), b"x").is_err(),

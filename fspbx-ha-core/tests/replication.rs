@@ -93,10 +93,10 @@ async fn full_cycle(flavor: PgFlavor) {
             !text.contains(&lab.repl_password),
             "the password leaked into the plan"
         );
-        assert!(!text.contains(lab.a.password()) && !text.contains(lab.b.password()));
+        assert!(!text.contains(lab.a().password()) && !text.contains(lab.b().password()));
     }
     assert!(human.contains("password=<redacted>"), "{human}");
-    assert_eq!(LabPair::leftovers(&lab.a), "0|0|0", "plan changes nothing");
+    assert_eq!(LabPair::leftovers(lab.a()), "0|0|0", "plan changes nothing");
     assert_eq!(
         lab.sql_b("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
         "0"
@@ -148,7 +148,7 @@ async fn full_cycle(flavor: PgFlavor) {
         lab.sql_b("SELECT last_value FROM public.invoice_number_seq"),
         "5000"
     );
-    let hba = std::fs::read_to_string(lab.a.data_dir().join("pg_hba.conf")).unwrap();
+    let hba = std::fs::read_to_string(lab.a().data_dir().join("pg_hba.conf")).unwrap();
     assert!(hba.starts_with("# BEGIN fspbx-ha\n"), "{hba}");
     assert!(
         hba.contains("host    fusionpbx    fspbx_replicator    127.0.0.3/32    scram-sha-256"),
@@ -163,7 +163,7 @@ async fn full_cycle(flavor: PgFlavor) {
         "fspbx_subscription_b_to_a:none"
     );
     // The password is in neither server log.
-    for pg in [&lab.a, &lab.b] {
+    for pg in [lab.a(), lab.b()] {
         let log = std::fs::read_to_string(pg.log_file()).unwrap();
         assert!(
             !log.contains(&lab.repl_password),
@@ -202,13 +202,13 @@ async fn full_cycle(flavor: PgFlavor) {
     // A row written on A is read on B, one written on B is read on A.
     lab.sql_a("INSERT INTO public.v_extensions (extensions_name) VALUES ('written on A')");
     lab.wait_for(
-        &lab.b,
+        lab.b(),
         "SELECT count(*) FROM public.v_extensions WHERE extensions_name = 'written on A'",
         "1",
     );
     lab.sql_b(r#"INSERT INTO "Billing Data"."it's a table" VALUES (1000, 'written on B')"#);
     lab.wait_for(
-        &lab.a,
+        lab.a(),
         r#"SELECT v FROM "Billing Data"."it's a table" WHERE k = 1000"#,
         "written on B",
     );
@@ -218,7 +218,7 @@ async fn full_cycle(flavor: PgFlavor) {
         "1001"
     );
     lab.wait_for(
-        &lab.a,
+        lab.a(),
         "SELECT count(*) FROM public.jobs WHERE id = 1001",
         "1",
     );
@@ -278,7 +278,7 @@ async fn full_cycle(flavor: PgFlavor) {
     let down = pair.teardown_plan().await.unwrap();
     assert!(down.is_destructive());
     assert_eq!(
-        LabPair::leftovers(&lab.a),
+        LabPair::leftovers(lab.a()),
         "1|1|1",
         "the dry run changed nothing"
     );
@@ -286,8 +286,8 @@ async fn full_cycle(flavor: PgFlavor) {
         .await
         .unwrap();
     assert_eq!(report.executed(), down.steps.len());
-    assert_eq!(LabPair::leftovers(&lab.a), "0|0|0");
-    assert_eq!(LabPair::leftovers(&lab.b), "0|0|0");
+    assert_eq!(LabPair::leftovers(lab.a()), "0|0|0");
+    assert_eq!(LabPair::leftovers(lab.b()), "0|0|0");
     assert_eq!(
         lab.sql_a("SELECT count(*) FROM pg_namespace WHERE nspname = 'fspbx_ha'"),
         "0"
@@ -369,7 +369,7 @@ async fn wal_level_replica_is_refused_without_consent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_names_the_node() {
     let lab = LabPair::start(PairOptions::new(PgFlavor::V17));
-    let bad = lab.a.base_dir().join("wrong-password");
+    let bad = lab.a().base_dir().join("wrong-password");
     std::fs::write(&bad, "not-the-password\n").unwrap();
     let mut config = lab.config("");
     config.nodes[1].postgres.password = fspbx_ha_core::SecretRef::file(&bad);
@@ -407,8 +407,8 @@ async fn a_step_failing_midway_then_apply_resumes() {
     assert!(text.contains("apply again"), "{text}");
     assert!(!text.contains(&lab.repl_password));
     // What ran before stays: publications, heartbeat tables, the role; no subscription yet.
-    assert_eq!(LabPair::leftovers(&lab.a), "0|1|0");
-    assert_eq!(LabPair::leftovers(&lab.b), "0|1|0");
+    assert_eq!(LabPair::leftovers(lab.a()), "0|1|0");
+    assert_eq!(LabPair::leftovers(lab.b()), "0|1|0");
 
     // Fixed configuration: the new plan starts at the failed step.
     let config = lab.config("");
@@ -445,15 +445,15 @@ async fn existing_subscription_with_other_options_is_reported() {
     lab.sql_b(&format!(
         "CREATE SUBSCRIPTION fspbx_subscription_a_to_b CONNECTION 'host=127.0.0.2 port={} dbname=fusionpbx user=postgres password={}' \
          PUBLICATION fspbx_publication_a WITH (copy_data = false, origin = any)",
-        lab.a.port(),
-        lab.a.password()
+        lab.a().port(),
+        lab.a().password()
     ));
     let pair = Pair::connect(&lab.config("")).await.unwrap();
     let err = pair.plan(&Intent::default()).await.unwrap_err();
     let text = err.to_string();
     assert!(text.starts_with("node b: step subscription.b: subscription \"fspbx_subscription_a_to_b\" exists with other settings (origin = any"), "{text}");
     assert!(text.contains("SET (origin = none)"), "{text}");
-    assert!(!text.contains(lab.a.password()), "{text}");
+    assert!(!text.contains(lab.a().password()), "{text}");
     // Fixing it as told makes it adoptable.
     lab.sql_b("ALTER SUBSCRIPTION fspbx_subscription_a_to_b SET (origin = none)");
     let plan = pair.plan(&Intent::default()).await.unwrap();
@@ -472,7 +472,7 @@ async fn existing_subscription_with_other_options_is_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fspbx_script_pair_is_adopted() {
     let lab = same_schema_pair(PairOptions::new(PgFlavor::V17));
-    for (pg, name) in [(&lab.a, "a"), (&lab.b, "b")] {
+    for (pg, name) in [(lab.a(), "a"), (lab.b(), "b")] {
         pg.psql(
             "fusionpbx",
             &format!("CREATE PUBLICATION fspbx_publication_{name} FOR ALL TABLES"),
@@ -497,20 +497,20 @@ async fn fspbx_script_pair_is_adopted() {
         .unwrap();
     };
     script_sub(
-        &lab.b,
-        &lab.a,
+        lab.b(),
+        lab.a(),
         "fspbx_subscription_a_to_b",
         "fspbx_publication_a",
         true,
     );
     lab.wait_for(
-        &lab.b,
+        lab.b(),
         "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'",
         "0",
     );
     script_sub(
-        &lab.a,
-        &lab.b,
+        lab.a(),
+        lab.b(),
         "fspbx_subscription_b_to_a",
         "fspbx_publication_b",
         false,
@@ -538,7 +538,8 @@ async fn fspbx_script_pair_is_adopted() {
         "{steps:?}"
     );
     assert!(
-        plan.render().contains("password=<redacted>") && !plan.render().contains(lab.a.password())
+        plan.render().contains("password=<redacted>")
+            && !plan.render().contains(lab.a().password())
     );
     let oids_before = lab.sql_b("SELECT oid FROM pg_subscription");
     replication::apply(&mut pair, &plan, &NoProgress)
@@ -588,16 +589,16 @@ async fn wal_level_replica_with_consent_restarts_and_replicates() {
         ..PairOptions::new(PgFlavor::V17)
     });
     let _cleanup = RestartedServer {
-        pg_ctl: lab.a.bin_dir().join("pg_ctl"),
-        data: lab.a.data_dir(),
+        pg_ctl: lab.a().bin_dir().join("pg_ctl"),
+        data: lab.a().data_dir(),
     };
     lab.sql_a(&fspbx_schema_sql(2_000));
     let restart = format!(
         "runuser -u {} -- {} -D {} -l {} -m fast -w -t 60 restart",
         fspbx_ha_lab::paths::LAB_USER,
-        lab.a.bin_dir().join("pg_ctl").display(),
-        lab.a.data_dir().display(),
-        lab.a.log_file().display()
+        lab.a().bin_dir().join("pg_ctl").display(),
+        lab.a().data_dir().display(),
+        lab.a().log_file().display()
     );
     let config = lab.config(&format!("restart_command = {restart:?}"));
     let mut pair = Pair::connect(&config).await.unwrap();

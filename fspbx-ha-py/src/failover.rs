@@ -441,8 +441,10 @@ mod controller {
         }
 
         /// A planned move of the floating record to `to` (`"a"` or `"b"`): measures both nodes,
-        /// asks the policy and flips unless `dry_run`. Returns a dict (`outcome`: `flipped`,
-        /// `would_flip` or `already_active`); a refusal raises FspbxHaError.
+        /// asks the policy, waits until `to` has caught up (heartbeat), moves its sequences and
+        /// flips unless `dry_run`. Returns a dict (`outcome`: `flipped`, `would_flip` or
+        /// `already_active`; `steps`: each step with its status and detail); a refusal raises
+        /// FspbxHaError.
         #[pyo3(signature = (to, *, dry_run = false, fence = false))]
         fn switchover(
             &mut self,

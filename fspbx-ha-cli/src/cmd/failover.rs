@@ -54,7 +54,8 @@ pub(crate) struct SwitchoverArgs {
     /// The node to make active: `a`, `b` or a node name.
     #[arg(long)]
     to: String,
-    /// Check and decide, but do not flip.
+    /// Measure and show every step (replication, catch-up, sequences, flip) without changing
+    /// anything.
     #[arg(long)]
     dry_run: bool,
     /// After the flip, run `failover.fence_commands` on the node switched away from.
@@ -213,14 +214,24 @@ async fn switchover(
                 report.health[1]
             ),
             _ => println!(
-                "switched over from node {} to node {} in {:.0} ms; every authoritative server answers it",
+                "switched over from node {} to node {} in {:.0} ms (flip {:.0} ms); every authoritative server answers it",
                 report.from.as_deref().unwrap_or("?"),
                 report.to,
+                report.elapsed.as_secs_f64() * 1000.0,
                 report
                     .flip
                     .as_ref()
                     .map_or(0.0, |f| f.elapsed.as_secs_f64() * 1000.0)
             ),
+        }
+        for st in &report.steps {
+            println!(
+                "  {:<11} {:<9} {:>6.0} ms  {}",
+                st.step,
+                st.status.as_str(),
+                st.elapsed.as_secs_f64() * 1000.0,
+                st.detail
+            );
         }
         if let Some(f) = &report.fence {
             println!(

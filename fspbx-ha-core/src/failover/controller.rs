@@ -34,7 +34,10 @@ use super::audit::{AuditLog, AuditRecord};
 use super::fence::{FenceReport, fence};
 use super::metrics::{ControllerStatus, MetricsServer};
 use super::notify::{Notification, Notifier};
-use super::{Action, FailoverPolicy, Health, Input, NodeId, PolicySettings, preconditions};
+use super::switchover::{self as steps, StepStatus, SwitchoverStep};
+use super::{
+    Action, FailoverPolicy, Health, Input, NodeId, PolicySettings, Requirement, preconditions,
+};
 use crate::config::{ClusterConfig, ConfigProblem, PgProbeMode};
 use crate::floating::{FlipOptions, FlipReport, Floating, Target, active_index};
 use crate::probe::{Observation, ProbeKind, ProbeSet};
@@ -168,6 +171,12 @@ pub struct SwitchoverReport {
     pub flip: Option<FlipOutcome>,
     /// Fencing of the node switched away from, when asked for.
     pub fence: Option<FenceReport>,
+    /// Every step in the order run (health, replication, catch_up, sequences, flip, drain,
+    /// fence); in a dry run what each would do.
+    pub steps: Vec<SwitchoverStep>,
+    /// From the request until the report (the whole switchover).
+    #[serde(with = "humantime_serde")]
+    pub elapsed: Duration,
 }
 
 /// The failover controller. Build with [`Controller::new`], then [`Controller::run`] until a
@@ -398,17 +407,28 @@ impl Controller {
         Ok(status)
     }
 
-    /// A planned move of the floating record to `to`: measures both nodes for `rise` rounds
-    /// (and the preconditions once), asks the policy, and flips unless `dry_run`; with
-    /// `fence_old`, then runs `failover.fence_commands` on the node switched away from (e.g.
-    /// stop FreeSWITCH there). Refused (target not healthy, a hard precondition unmet, a flip in
-    /// progress) is [`Error::SwitchoverRefused`]; nothing changes then.
+    /// A planned move of the floating record to `to`:
+    /// 1. both nodes measured for `rise` rounds (and the preconditions once); the policy must
+    ///    allow the move (target healthy, gates hold);
+    /// 2. replication healthy both ways, then **caught up**: a heartbeat written on the active
+    ///    node now is visible on `to`; then `to`'s **sequences moved** to the active node's
+    ///    last values + [`steps::SEQUENCE_MARGIN`] (all three when `failover.lag` is `hard`
+    ///    or `soft`: hard refuses on failure, soft says so and goes on; `off` skips them);
+    /// 3. the flip (compare-and-swap, until every authoritative server answers `to`);
+    /// 4. a drain: a second heartbeat from the old node and a second sequence move;
+    /// 5. with `fence_old`, `failover.fence_commands` on the old node (e.g. stop FreeSWITCH).
+    ///
+    /// `dry_run` measures, reports every step as it would run, and changes nothing (no
+    /// heartbeat beyond `replication status`'s, no sequence, no record). Refused (target not
+    /// healthy, a hard precondition unmet, the target behind, a flip in progress) is
+    /// [`Error::SwitchoverRefused`]; nothing changes then.
     pub async fn switchover(
         &mut self,
         to: NodeId,
         dry_run: bool,
         fence_old: bool,
     ) -> Result<SwitchoverReport> {
+        let begun = Instant::now();
         let to_name = self.config.nodes[to.index()].name.clone();
         self.audit.write(
             &AuditRecord::new(
@@ -446,9 +466,10 @@ impl Controller {
             self.round().await;
         }
         let health = [self.policy.health(NodeId::A), self.policy.health(NodeId::B)];
-        let actions = self
-            .policy
-            .handle(Input::SwitchoverRequest { to }, Instant::now());
+        // The decision is taken on a copy: only a switchover that goes ahead (not a dry run, not
+        // one refused by the replication steps) leaves the policy with a flip pending.
+        let mut decided = self.policy.clone();
+        let actions = decided.handle(Input::SwitchoverRequest { to }, Instant::now());
         let flips = actions.iter().any(|a| matches!(a, Action::FlipDns { .. }));
         if !flips {
             let reason = actions
@@ -466,6 +487,16 @@ impl Controller {
                     health,
                     flip: None,
                     fence: None,
+                    steps: vec![SwitchoverStep::new(
+                        "health",
+                        StepStatus::Done,
+                        format!(
+                            "node {} is already active",
+                            self.config.nodes[to.index()].name
+                        ),
+                        begun,
+                    )],
+                    elapsed: begun.elapsed(),
                 });
             }
             self.audit.write(
@@ -477,7 +508,85 @@ impl Controller {
                 reason,
             });
         }
+        let mut done = vec![SwitchoverStep::new(
+            "health",
+            StepStatus::Done,
+            format!(
+                "node A {:?}, node B {:?}: the policy allows the move",
+                health[0], health[1]
+            ),
+            begun,
+        )];
+        let from_i = to.other().index();
+        let pair = match self.config.failover.lag {
+            Requirement::Off => {
+                done.push(SwitchoverStep::new(
+                    "replication",
+                    StepStatus::Skipped,
+                    "failover.lag is off: no catch-up wait, no sequence move",
+                    Instant::now(),
+                ));
+                None
+            }
+            gate => match steps::before_flip(&self.config, from_i, to.index(), dry_run, &mut done)
+                .await
+            {
+                Ok(p) => Some(p),
+                Err(reason) if gate == Requirement::Hard => {
+                    self.audit.write(
+                        &AuditRecord::new("switchover", "warning", format!("refused: {reason}"))
+                            .node(&to_name)
+                            .detail(&done),
+                    );
+                    return Err(Error::SwitchoverRefused {
+                        to: to_name,
+                        reason,
+                    });
+                }
+                Err(reason) => {
+                    self.audit.write(
+                        &AuditRecord::new(
+                            "switchover",
+                            "warning",
+                            format!("going on although (failover.lag is soft): {reason}"),
+                        )
+                        .node(&to_name),
+                    );
+                    None
+                }
+            },
+        };
         if dry_run {
+            done.push(SwitchoverStep::new(
+                "flip",
+                StepStatus::WouldDo,
+                format!(
+                    "would flip the floating record {} from node {} to node {to_name} and wait                      until every authoritative server answers it",
+                    self.floating.name(),
+                    from.as_deref().unwrap_or("?")
+                ),
+                Instant::now(),
+            ));
+            if pair.is_some() {
+                done.push(SwitchoverStep::new(
+                    "drain",
+                    StepStatus::WouldDo,
+                    "would wait for a heartbeat from the old node again and move the sequences                      again",
+                    Instant::now(),
+                ));
+            }
+            if fence_old {
+                done.push(SwitchoverStep::new(
+                    "fence",
+                    StepStatus::WouldDo,
+                    format!(
+                        "would run {} fence command(s) on node {}",
+                        self.config.failover.fence_commands.len(),
+                        self.config.nodes[from_i].name
+                    ),
+                    Instant::now(),
+                ));
+            }
             self.audit.write(
                 &AuditRecord::new(
                     "switchover",
@@ -485,7 +594,7 @@ impl Controller {
                     format!("dry run: would flip the floating record to node {to_name}"),
                 )
                 .node(&to_name)
-                .detail(&actions),
+                .detail(&done),
             );
             return Ok(SwitchoverReport {
                 to: to_name,
@@ -494,8 +603,11 @@ impl Controller {
                 health,
                 flip: None,
                 fence: None,
+                steps: done,
+                elapsed: begun.elapsed(),
             });
         }
+        self.policy = decided;
         self.execute(actions).await;
         let flip = self.last_flip.clone();
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -504,11 +616,66 @@ impl Controller {
         .await;
         match flip {
             Some(f) if f.ok => {
+                let propagated = f.report.as_ref().is_some_and(FlipReport::ok);
+                done.push(SwitchoverStep {
+                    step: "flip",
+                    status: if propagated {
+                        StepStatus::Done
+                    } else {
+                        StepStatus::Failed
+                    },
+                    detail: if propagated {
+                        format!("every authoritative server answers node {to_name}")
+                    } else {
+                        format!(
+                            "the record holds node {to_name}, but some authoritative server                              still answered the old value"
+                        )
+                    },
+                    elapsed: f.elapsed,
+                    sequences: vec![],
+                });
+                if let Some(pair) = &pair {
+                    steps::after_flip(pair, from_i, to.index(), &mut done).await;
+                }
                 let fence = if fence_old {
-                    self.fence_now(to.other()).await
+                    let started = Instant::now();
+                    let r = self.fence_now(to.other()).await;
+                    done.push(SwitchoverStep::new(
+                        "fence",
+                        match &r {
+                            Some(r) if r.ok() => StepStatus::Done,
+                            Some(_) => StepStatus::Failed,
+                            None => StepStatus::Skipped,
+                        },
+                        match &r {
+                            Some(r) => format!(
+                                "node {}: {}",
+                                r.node,
+                                r.error.clone().unwrap_or_else(|| format!(
+                                    "{} command(s) run",
+                                    r.commands.len()
+                                ))
+                            ),
+                            None => "no fence command configured, or fenced just now".into(),
+                        },
+                        started,
+                    ));
+                    r
                 } else {
                     None
                 };
+                self.audit.write(
+                    &AuditRecord::new(
+                        "switchover",
+                        "info",
+                        format!(
+                            "switched over to node {to_name} in {:.0} ms",
+                            begun.elapsed().as_secs_f64() * 1000.0
+                        ),
+                    )
+                    .node(&to_name)
+                    .detail(&done),
+                );
                 Ok(SwitchoverReport {
                     to: to_name,
                     from,
@@ -516,6 +683,8 @@ impl Controller {
                     health,
                     flip: Some(f),
                     fence,
+                    steps: done,
+                    elapsed: begun.elapsed(),
                 })
             }
             Some(f) => Err(Error::SwitchoverRefused {

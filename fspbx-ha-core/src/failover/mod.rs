@@ -9,6 +9,7 @@
 //! - [`controller`]: the I/O loop (probes, DNS flip with compare-and-swap, fencing,
 //!   notifications), [`audit`] its JSON-lines log, [`metrics`] its `/metrics` and `/health`.
 //! - [`fence`], [`notify`], [`preconditions`]: the actions and measurements it uses.
+//! - [`switchover`]: a planned move's replication steps (catch-up, sequences, drain).
 //! - [`report`]: `failover status` (audit tail, active node, controller health).
 //!
 //! ```no_run
@@ -32,6 +33,7 @@ pub mod notify;
 pub mod policy;
 pub mod preconditions;
 pub mod report;
+pub mod switchover;
 
 pub use audit::{AuditLog, AuditRecord, read_tail};
 pub use controller::{Controller, FlipOutcome, SwitchoverReport};
@@ -40,6 +42,7 @@ pub use policy::{
     Action, FailoverPolicy, Health, Input, NodeId, PolicySettings, Precondition, Requirement,
 };
 pub use report::{ControllerHealth, FailoverStatusReport, ask_health, status_report};
+pub use switchover::{SEQUENCE_MARGIN, StepStatus, SwitchoverStep};
 
 impl PolicySettings {
     /// The policy settings of a configuration's `[policy]` section (node A preferred; lag gate

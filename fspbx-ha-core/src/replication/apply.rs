@@ -826,18 +826,7 @@ async fn sync_errors(conn: &PgConn, subscription: &str) -> Result<i64> {
 }
 
 async fn sync_sequences(pair: &Pair, side: Side, from: Side) -> Result<()> {
-    let conn = pair.pg(side);
-    let (mine, theirs) =
-        futures_util::future::join(read_sequences(conn), read_sequences(pair.pg(from))).await;
-    for (name, value) in behind(&mine?, &theirs?) {
-        conn.client()
-            .execute(
-                "SELECT pg_catalog.setval($1::text::regclass, $2, true)",
-                &[&name, &value],
-            )
-            .await
-            .map_err(conn.query_error("moving a sequence"))?;
-    }
+    super::catchup::move_sequences(pair, side, from, 0, false).await?;
     Ok(())
 }
 

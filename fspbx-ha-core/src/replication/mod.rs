@@ -7,6 +7,8 @@
 //!   operator's [`Intent`], giving ordered [`Step`]s with their postconditions.
 //! - [`apply`]: runs a plan; each step's postcondition is checked first, so a re-run resumes
 //!   where a failed run stopped and a run on a healthy pair changes nothing.
+//! - [`catchup`]: a planned switchover's replication steps (heartbeat catch-up, sequences
+//!   moved with a margin).
 //! - [`status`], [`verify`]: health of both directions, and a table-by-table comparison.
 //!
 //! Object names default to FS PBX's (`fspbx_publication_a`, `fspbx_subscription_a_to_b`, …),
@@ -14,6 +16,7 @@
 //! appears in plans, logs, errors or JSON: plans show `password=<redacted>`.
 
 mod apply;
+pub mod catchup;
 pub mod hba;
 pub mod inventory;
 mod pair;
@@ -25,6 +28,7 @@ mod status;
 mod verify;
 
 pub use apply::{ApplyReport, StepOutcome, StepResult, apply};
+pub use catchup::{SequenceMove, move_sequences, sequence_moves, wait_caught_up};
 pub use inventory::Inventory;
 pub use pair::Pair;
 pub use plan::{

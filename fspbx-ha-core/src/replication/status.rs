@@ -377,7 +377,7 @@ async fn direction(pair: &Pair, from: Side, to: Side, sub: &str) -> Result<Direc
 
 /// Replaces this node's heartbeat row (delete + insert, so a peer missing the row still gets
 /// it). Returns false when there is no heartbeat table.
-async fn write_beat(conn: &PgConn, table: &str, node: &str, seq: i64) -> Result<bool> {
+pub(super) async fn write_beat(conn: &PgConn, table: &str, node: &str, seq: i64) -> Result<bool> {
     let exists: bool = conn
         .client()
         .query_one("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[&table])
@@ -398,7 +398,7 @@ async fn write_beat(conn: &PgConn, table: &str, node: &str, seq: i64) -> Result<
     Ok(true)
 }
 
-async fn watch_beat(
+pub(super) async fn watch_beat(
     conn: &PgConn,
     table: &str,
     from_node: &str,

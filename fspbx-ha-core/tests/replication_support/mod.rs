@@ -1,16 +1,16 @@
-//! Test support for the replication suites: a two-node PostgreSQL pair (node A on 127.0.0.2,
-//! node B on 127.0.0.3) with an sshd per node, the cluster configuration pointing at it, and
-//! an FS PBX-like schema generated with SQL.
+//! Test support for the replication suites: the lab's two nodes (node A on 127.0.0.2, node B
+//! on 127.0.0.3, PostgreSQL and sshd each) with the lab's own cluster configuration, varied per
+//! test, and an FS PBX-like schema generated with SQL.
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use fspbx_ha_core::config::ClusterConfig;
-use fspbx_ha_lab::postgres::{PgFlavor, PgOptions, PgServer};
-use fspbx_ha_lab::sshd::{ClientKey, KeyKind, Sshd, SshdOptions, write_known_hosts};
-use fspbx_ha_lab::{NODE_A_IP, NODE_B_IP};
+use fspbx_ha_lab::cluster_toml::{replication_password_file, write_cluster_toml};
+use fspbx_ha_lab::lab::{Lab, LabOptions};
+use fspbx_ha_lab::postgres::{PgFlavor, PgServer};
 
 /// How to start a pair.
 #[derive(Debug, Clone)]
@@ -21,9 +21,12 @@ pub struct PairOptions {
     pub flavor_b: PgFlavor,
     /// wal_level of node A.
     pub wal_level_a: String,
-    /// Start an sshd per node (pg_hba block, schema copy over SSH).
+    /// Let the configuration use SSH (pg_hba block, schema copy over SSH). Without it the
+    /// configuration points SSH at a port and key that cannot work and `manage_hba` is off, so
+    /// a test proves that nothing needed SSH.
     pub ssh: bool,
-    /// Reach node A's PostgreSQL through its SSH connection (direct-tcpip).
+    /// Reach node A's PostgreSQL through its SSH connection (direct-tcpip), as the lab's
+    /// cluster.toml does; otherwise directly.
     pub a_via_ssh: bool,
 }
 
@@ -40,184 +43,105 @@ impl PairOptions {
     }
 }
 
-/// A running pair; everything stops when it is dropped.
+/// A running pair (the lab); everything stops when it is dropped.
 pub struct LabPair {
-    pub a: PgServer,
-    pub b: PgServer,
-    pub sshd: Vec<Sshd>,
-    key: Option<ClientKey>,
+    /// Stopped on drop, before its directory is removed (field order).
+    lab: Lab,
     opts: PairOptions,
-    /// The replication role's password (a file referenced by the config).
+    /// The lab's cluster.toml.
+    toml_path: PathBuf,
+    /// The replication role's password (the lab's password file, rewritten with quotes, a
+    /// backslash and a space so that conninfo quoting is exercised).
     pub repl_password: String,
     dir: tempfile::TempDir,
 }
 
 impl LabPair {
-    /// Starts both servers (concurrently) and, when asked, an sshd per node.
+    /// Starts the lab (both nodes concurrently) and writes its cluster.toml.
     pub fn start(opts: PairOptions) -> LabPair {
         let dir = tempfile::Builder::new()
             .prefix("fspbx-ha-repl-")
             .tempdir()
             .unwrap();
-        let (a, b) = std::thread::scope(|s| {
-            let wal = opts.wal_level_a.clone();
-            let a = s.spawn(move || {
-                PgServer::start(PgOptions {
-                    flavor: opts.flavor_a,
-                    name: "pg-a".into(),
-                    ip: NODE_A_IP,
-                    wal_level: wal,
-                    ..PgOptions::default()
-                })
-            });
-            let b = s.spawn(move || {
-                PgServer::start(PgOptions {
-                    flavor: opts.flavor_b,
-                    name: "pg-b".into(),
-                    ip: NODE_B_IP,
-                    ..PgOptions::default()
-                })
-            });
-            (a.join().unwrap(), b.join().unwrap())
-        });
-        let (a, b) = (
-            a.expect("node A's PostgreSQL starts"),
-            b.expect("node B's PostgreSQL starts"),
-        );
-        let mut sshd = Vec::new();
-        let mut key = None;
-        if opts.ssh {
-            let k = ClientKey::generate(dir.path(), KeyKind::Ed25519, None).unwrap();
-            for (i, ip) in [NODE_A_IP, NODE_B_IP].into_iter().enumerate() {
-                sshd.push(
-                    Sshd::start(SshdOptions {
-                        ip,
-                        dir: Some(dir.path().join(format!("sshd-{i}"))),
-                        authorized_keys: vec![k.public_line().to_owned()],
-                        ..SshdOptions::default()
-                    })
-                    .unwrap(),
-                );
-            }
-            let lines: Vec<String> = sshd.iter().map(Sshd::known_hosts_line).collect();
-            write_known_hosts(&dir.path().join("known_hosts"), &lines).unwrap();
-            key = Some(k);
-        }
+        let lab = Lab::start(LabOptions {
+            pg: opts.flavor_a,
+            node_b_pg: Some(opts.flavor_b),
+            wal_level_a: Some(opts.wal_level_a.clone()),
+            ..LabOptions::new(dir.path().join("lab"))
+        })
+        .expect("the lab starts");
+        let topology = lab.topology();
+        let toml_path = write_cluster_toml(&topology).unwrap();
         let repl_password = format!("r'3pl \\{}", std::process::id());
         std::fs::write(
-            dir.path().join("repl_password"),
+            replication_password_file(&topology),
             format!("{repl_password}\n"),
         )
         .unwrap();
         LabPair {
-            a,
-            b,
-            sshd,
-            key,
+            lab,
             opts,
+            toml_path,
             repl_password,
             dir,
         }
     }
 
-    /// The configuration file text for this pair; `replication_extra` is appended to the
-    /// `[replication]` section.
+    /// Node A's PostgreSQL.
+    pub fn a(&self) -> &PgServer {
+        &self.lab.a().pg
+    }
+
+    /// Node B's PostgreSQL.
+    pub fn b(&self) -> &PgServer {
+        &self.lab.b().pg
+    }
+
+    /// The configuration file text for this pair: the lab's cluster.toml with
+    /// `replication_extra` added to its `[replication]` section.
     pub fn config_toml(&self, replication_extra: &str) -> String {
-        let d = self.dir.path();
-        let mut t = String::new();
-        for (i, (pg, name)) in [(&self.a, "a"), (&self.b, "b")].into_iter().enumerate() {
-            let ip = pg.ip();
-            let (ssh_port, identity) = match (&self.key, self.sshd.get(i)) {
-                (Some(k), Some(s)) => (s.port(), k.private_path().to_path_buf()),
-                _ => (22, d.join("no-key")),
-            };
-            let via_ssh = i == 0 && self.opts.a_via_ssh;
-            let _ = write!(
-                t,
-                r#"
-[[nodes]]
-name = "{name}"
-hostname = "{name}.lab.test"
-addresses = ["{ip}"]
-
-[nodes.ssh]
-host = "{ip}"
-port = {ssh_port}
-user = "root"
-identity = "{identity}"
-known_hosts = "{kh}"
-connect_attempts = 1
-command_timeout = "120s"
-
-[nodes.postgres]
-host = "{ip}"
-port = {port}
-password = "file:{pw}"
-via_ssh = {via_ssh}
-"#,
-                identity = identity.display(),
-                kh = d.join("known_hosts").display(),
-                port = pg.port(),
-                pw = pg.password_file().display(),
-            );
-        }
-        let dump = self.tool(&self.a, "pg_dump");
-        let psql = self.tool(&self.b, "psql");
-        let _ = write!(
-            t,
-            r#"
-[floating]
-zone = "lab.test"
-name = "pbx.lab.test"
-provider = {{ kind = "rfc2136", server = "127.0.0.53:53", key_name = "k", key_secret = "env:NONE" }}
-
-[replication]
-password = "file:{rp}"
-manage_hba = {hba}
-copy_timeout = "300s"
-pg_dump_command = {dump:?}
-psql_command = {psql:?}
-{replication_extra}
-"#,
-            rp = d.join("repl_password").display(),
-            hba = self.opts.ssh,
-        );
-        t
+        let text = std::fs::read_to_string(&self.toml_path).unwrap();
+        assert!(text.contains("\n[replication]\n"), "{text}");
+        text.replacen(
+            "\n[replication]\n",
+            &format!("\n[replication]\n{replication_extra}\n"),
+            1,
+        )
     }
 
-    fn tool(&self, pg: &PgServer, program: &str) -> Vec<String> {
-        vec![
-            pg.bin_dir().join(program).display().to_string(),
-            "-h".into(),
-            pg.socket_dir().display().to_string(),
-            "-p".into(),
-            pg.port().to_string(),
-            "-U".into(),
-            "postgres".into(),
-        ]
-    }
-
-    /// The parsed, validated configuration.
+    /// The parsed, validated configuration, with this pair's variations.
     pub fn config(&self, replication_extra: &str) -> ClusterConfig {
-        ClusterConfig::from_toml_str(&self.config_toml(replication_extra))
-            .expect("lab config is valid")
+        let mut c = ClusterConfig::from_toml_str(&self.config_toml(replication_extra))
+            .expect("lab config is valid");
+        for n in &mut c.nodes {
+            n.ssh.connect_attempts = 1;
+            n.ssh.command_timeout = Duration::from_secs(120);
+            if !self.opts.ssh {
+                n.ssh.port = 22;
+                n.ssh.identity = self.dir.path().join("no-key");
+            }
+        }
+        c.nodes[0].postgres.via_ssh = self.opts.ssh && self.opts.a_via_ssh;
+        c.replication.manage_hba = self.opts.ssh;
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        c
     }
 
     /// Writes the configuration to a file (for the CLI) and returns its path.
     pub fn config_file(&self, replication_extra: &str) -> PathBuf {
         let p = self.dir.path().join("cluster.toml");
-        std::fs::write(&p, self.config_toml(replication_extra)).unwrap();
+        std::fs::write(&p, self.config(replication_extra).to_toml()).unwrap();
         p
     }
 
     /// psql on node A's `fusionpbx` database as `postgres`.
     pub fn sql_a(&self, sql: &str) -> String {
-        self.a.psql("fusionpbx", sql).unwrap()
+        self.a().psql("fusionpbx", sql).unwrap()
     }
 
     /// psql on node B's `fusionpbx` database as `postgres`.
     pub fn sql_b(&self, sql: &str) -> String {
-        self.b.psql("fusionpbx", sql).unwrap()
+        self.b().psql("fusionpbx", sql).unwrap()
     }
 
     /// Polls `sql` on `pg` until it prints `want` (10 s).
