@@ -13,6 +13,11 @@
 //! [`Kamailio::pause`] / [`Kamailio::resume`] SIGSTOP / SIGCONT the whole process group for blip
 //! tests.
 //!
+//! With [`KamailioOptions::registrar`] it is also a registrar (it stands in for FreeSWITCH's
+//! registrations after a failover): `REGISTER` is saved to an in-memory `location` table, and
+//! [`Kamailio::registrations_command`] is a shell command printing `N total.` (like
+//! `fs_cli -x 'show registrations'`) from its control socket.
+//!
 //! ```no_run
 //! use fspbx_ha_lab::kamailio::{Kamailio, KamailioOptions};
 //! let sip = Kamailio::start(KamailioOptions::default()).unwrap();
@@ -32,6 +37,8 @@ use crate::{Error, paths, ports};
 
 /// The Kamailio binary.
 pub const KAMAILIO: &str = "/usr/sbin/kamailio";
+/// Kamailio's RPC client (reads a registrar's statistics).
+pub const KAMCMD: &str = "/usr/sbin/kamcmd";
 /// Environment variable overriding [`KAMAILIO`].
 pub const KAMAILIO_ENV: &str = "FSPBX_HA_LAB_KAMAILIO";
 /// Environment variable overriding [`MODULES_DIR`].
@@ -70,6 +77,9 @@ pub struct KamailioOptions {
     /// Directory for config, log and runtime files; `None` uses a temporary directory removed
     /// on drop.
     pub dir: Option<PathBuf>,
+    /// Also a registrar: `REGISTER` saved to `location` (usrloc in memory), counted over the
+    /// `ctl` socket (see [`Kamailio::registrations_command`]).
+    pub registrar: bool,
 }
 
 impl Default for KamailioOptions {
@@ -80,6 +90,7 @@ impl Default for KamailioOptions {
             reply: OptionsReply::Ok,
             name: "sip".to_owned(),
             dir: None,
+            registrar: false,
         }
     }
 }
@@ -109,6 +120,7 @@ pub struct Kamailio {
     port: u16,
     name: String,
     reply: OptionsReply,
+    registrar: bool,
     dir: PathBuf,
     paused: bool,
     guard: Option<Guard>,
@@ -150,6 +162,7 @@ impl Kamailio {
             port,
             name: opts.name,
             reply: opts.reply,
+            registrar: opts.registrar,
             dir,
             paused: false,
             guard: None,
@@ -194,9 +207,48 @@ impl Kamailio {
         self.start_again()
     }
 
+    /// Restarts it on the same port, as a registrar or not (registrations are lost).
+    pub fn set_registrar(&mut self, registrar: bool) -> Result<(), Error> {
+        self.stop();
+        self.registrar = registrar;
+        self.write_and_check_config()?;
+        self.start_again()
+    }
+
+    /// Whether it is a registrar.
+    pub fn is_registrar(&self) -> bool {
+        self.registrar
+    }
+
+    /// Its control socket (a registrar's; see [`Kamailio::registrations_command`]).
+    pub fn ctl_socket(&self) -> PathBuf {
+        self.dir.join("run").join("kamailio_ctl")
+    }
+
+    /// A shell command printing `N total.`, N the users registered now (a registrar's
+    /// `usrloc:registered_users` statistic read with `kamcmd` over [`Kamailio::ctl_socket`]);
+    /// it prints nothing when Kamailio does not answer.
+    pub fn registrations_command(&self) -> String {
+        format!(
+            "{KAMCMD} -s unix:{} stats.get_statistics registered_users \
+             | sed -n 's/.*registered_users *= *\\([0-9][0-9]*\\).*/\\1 total./p'",
+            self.ctl_socket().display()
+        )
+    }
+
     fn write_and_check_config(&self) -> Result<(), Error> {
         let modules = modules_dir();
-        let config = render_config(self.ip, self.port, &modules, &self.reply);
+        let config = if self.registrar {
+            render_registrar_config(
+                self.ip,
+                self.port,
+                &modules,
+                &self.reply,
+                &self.ctl_socket(),
+            )
+        } else {
+            render_config(self.ip, self.port, &modules, &self.reply)
+        };
         paths::write_file(&self.config_path(), &config, None)?;
         let mut check = Command::new(binary()?);
         check.arg("-c").arg("-f").arg(self.config_path());
@@ -385,6 +437,45 @@ pub fn render_config(ip: IpAddr, port: u16, modules: &Path, reply: &OptionsReply
     )
 }
 
+/// The registrar variant of [`render_config`]: the same OPTIONS answers, plus `REGISTER`
+/// saved to an in-memory `location` table (`tm`, `usrloc`, `registrar`) and a `ctl` + `kex`
+/// control socket at `ctl` (for `kamcmd`); other requests still get `403`.
+pub fn render_registrar_config(
+    ip: IpAddr,
+    port: u16,
+    modules: &Path,
+    reply: &OptionsReply,
+    ctl: &Path,
+) -> String {
+    let base = render_config(ip, port, modules, reply);
+    let extra_modules = format!(
+        "loadmodule \"tm.so\"\n\
+         loadmodule \"usrloc.so\"\n\
+         loadmodule \"registrar.so\"\n\
+         loadmodule \"ctl.so\"\n\
+         loadmodule \"kex.so\"\n\
+         modparam(\"ctl\", \"binrpc\", \"unix:{}\")\n\
+         modparam(\"usrloc\", \"db_mode\", 0)\n\
+         request_route {{\n\
+         \x20   if (is_method(\"REGISTER\")) {{\n\
+         \x20       if (!save(\"location\")) {{ sl_reply_error(); }}\n\
+         \x20       exit;\n\
+         \x20   }}\n",
+        ctl.display()
+    );
+    base.replacen(
+        "# fspbx-ha-lab SIP OPTIONS responder",
+        "# fspbx-ha-lab SIP OPTIONS responder and registrar",
+        1,
+    )
+    .replacen("request_route {\n", &extra_modules, 1)
+    .replacen(
+        "\"403\", \"only OPTIONS\"",
+        "\"403\", \"only OPTIONS and REGISTER\"",
+        1,
+    )
+}
+
 /// A readiness OPTIONS request (with [`READY_HEADER`]) from `local` to `ip:port`.
 fn ready_request(local: SocketAddr, ip: IpAddr, port: u16, transport: &str) -> String {
     let host = SocketAddr::new(ip, port);
@@ -481,5 +572,32 @@ mod tests {
         let c = render_config(crate::NODE_A_IP, 1, m, &OptionsReply::Silent);
         assert!(c.contains("drop;"));
         assert!(c.contains("is_present_hf(\"X-Lab-Ready\")"));
+        assert!(!c.contains("registrar"));
+    }
+
+    #[test]
+    fn the_registrar_variant_saves_register_and_keeps_options() {
+        let c = render_registrar_config(
+            crate::NODE_B_IP,
+            25060,
+            Path::new("/m"),
+            &OptionsReply::Ok,
+            Path::new("/d/run/kamailio_ctl"),
+        );
+        for needle in [
+            "loadmodule \"registrar.so\"",
+            "loadmodule \"usrloc.so\"",
+            "loadmodule \"tm.so\"",
+            "modparam(\"ctl\", \"binrpc\", \"unix:/d/run/kamailio_ctl\")",
+            "save(\"location\")",
+            "sl_send_reply(\"200\", \"OK\");",
+            "listen=udp:127.0.0.3:25060\n",
+        ] {
+            assert!(c.contains(needle), "{needle} missing in:\n{c}");
+        }
+        // Modules load before the one route block, which handles REGISTER first.
+        assert_eq!(c.matches("request_route {").count(), 1);
+        assert!(c.find("loadmodule \"kex.so\"") < c.find("request_route {"));
+        assert!(c.find("save(\"location\")") < c.find("is_method(\"OPTIONS\")"));
     }
 }

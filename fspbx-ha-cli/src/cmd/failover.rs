@@ -163,6 +163,16 @@ async fn status(args: StatusArgs, config: &ClusterConfig, json: bool) -> anyhow:
             ),
             None => println!("controller: no failover.metrics_listen configured"),
         }
+        if !report.registrations.is_empty() {
+            println!("registrations since the last flip:");
+            for r in &report.registrations {
+                let count = match (r.count, &r.error) {
+                    (Some(n), _) => n.to_string(),
+                    (None, e) => format!("? ({})", e.as_deref().unwrap_or("not counted")),
+                };
+                println!("  node {} +{:.1}s: {count}", r.node, r.seconds_since_flip);
+            }
+        }
         println!(
             "last {} of the audit log {}:",
             report.recent.len(),

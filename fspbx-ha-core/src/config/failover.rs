@@ -60,6 +60,21 @@ pub struct FailoverSpec {
     /// Gate on the target's Syncthing folders being complete.
     #[serde(default = "soft")]
     pub sync: Requirement,
+    /// After a flip, the shell command run over SSH on the new active node that reports its
+    /// phone registrations (FS PBX: `fs_cli -x 'show registrations'`, ending `N total.`).
+    #[serde(default = "default_registrations_command")]
+    pub registrations_command: String,
+    /// A regular expression with one capture group: the count is the capture in the last
+    /// matching line of the command's output. Without it, the number of a trailing
+    /// `N total.` line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registrations_pattern: Option<String>,
+    /// How long after a flip registrations are sampled (`0s`: not at all).
+    #[serde(default = "default_registrations_watch", with = "humantime_serde")]
+    pub registrations_watch: Duration,
+    /// Time between two registration samples (each bounded by `fence_timeout`).
+    #[serde(default = "default_registrations_interval", with = "humantime_serde")]
+    pub registrations_interval: Duration,
 }
 
 impl Default for FailoverSpec {
@@ -78,6 +93,10 @@ impl Default for FailoverSpec {
             lag: Requirement::Hard,
             schema: Requirement::Hard,
             sync: Requirement::Soft,
+            registrations_command: default_registrations_command(),
+            registrations_pattern: None,
+            registrations_watch: default_registrations_watch(),
+            registrations_interval: default_registrations_interval(),
         }
     }
 }
@@ -99,6 +118,15 @@ fn default_flip_timeout() -> Duration {
 }
 fn default_preconditions_interval() -> Duration {
     Duration::from_secs(30)
+}
+fn default_registrations_command() -> String {
+    "fs_cli -x 'show registrations'".to_owned()
+}
+fn default_registrations_watch() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_registrations_interval() -> Duration {
+    Duration::from_secs(5)
 }
 fn hard() -> Requirement {
     Requirement::Hard
@@ -127,6 +155,44 @@ mod tests {
             (Requirement::Hard, Requirement::Hard, Requirement::Soft)
         );
         assert_eq!(f.metrics_listen, None);
+        assert_eq!(f.registrations_command, "fs_cli -x 'show registrations'");
+        assert_eq!(f.registrations_pattern, None);
+        assert_eq!(f.registrations_watch, std::time::Duration::from_secs(60));
+    }
+
+    #[test]
+    fn registration_settings_parse_and_bad_ones_name_their_keys() {
+        let c = ClusterConfig::from_toml_str(&with_failover(
+            "registrations_command = \"kamcmd ul.dump\"\n\
+             registrations_pattern = 'Records: (\\d+)'\nregistrations_watch = \"10s\"\n\
+             registrations_interval = \"1s\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.failover.registrations_pattern.as_deref(),
+            Some(r"Records: (\d+)")
+        );
+        assert_eq!(
+            c.failover.registrations_interval,
+            std::time::Duration::from_secs(1)
+        );
+        let err = ClusterConfig::from_toml_str(&with_failover(
+            "registrations_command = \"\"\nregistrations_pattern = '(unclosed'\n\
+             registrations_interval = \"0s\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        for key in [
+            "failover.registrations_command",
+            "failover.registrations_pattern",
+            "failover.registrations_interval",
+        ] {
+            assert!(err.contains(key), "{key} missing in: {err}");
+        }
+        let err = ClusterConfig::from_toml_str(&with_failover("registrations_pattern = 'total'"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("one capture group"), "{err}");
     }
 
     #[test]

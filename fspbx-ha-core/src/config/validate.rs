@@ -399,6 +399,32 @@ impl Validator {
                 "an empty path",
             );
         }
+        self.non_empty(
+            "failover.registrations_command".into(),
+            &f.registrations_command,
+            "a shell command printing the node's registrations",
+        );
+        self.positive(
+            "failover.registrations_interval".into(),
+            f.registrations_interval,
+        );
+        if let Some(p) = &f.registrations_pattern {
+            const EXPECTED: &str =
+                "a regular expression with exactly one capture group, e.g. '^(\\d+) total\\.$'";
+            match regex::Regex::new(p) {
+                Err(e) => self.push(
+                    "failover.registrations_pattern",
+                    EXPECTED,
+                    format!("{p:?}, which does not compile: {e}"),
+                ),
+                Ok(re) if re.captures_len() != 2 => self.push(
+                    "failover.registrations_pattern",
+                    EXPECTED,
+                    format!("{p:?}, with {} capture groups", re.captures_len() - 1),
+                ),
+                Ok(_) => {}
+            }
+        }
     }
 }
 

@@ -17,7 +17,8 @@ pub struct AuditRecord {
     #[serde(with = "humantime_serde")]
     pub at: SystemTime,
     /// What happened: `start`, `stop`, `record`, `round`, `health`, `decision`, `flip`,
-    /// `flip_failed`, `fence`, `notify`, `notify_failed`, `preconditions`, `switchover`.
+    /// `flip_failed`, `fence`, `notify`, `notify_failed`, `preconditions`, `switchover`,
+    /// `registrations`.
     pub event: String,
     /// The node concerned, if one is.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,7 +10,10 @@
 //! - **fence**: `failover.fence_commands` over SSH on the node failed away from, after the flip
 //!   (in the background) or before it (`failover.fence_before_flip`), bounded by
 //!   `failover.fence_timeout`;
-//! - **notify**: `failover.notify_command` and/or `failover.webhook`.
+//! - **notify**: `failover.notify_command` and/or `failover.webhook`;
+//! - **verify**: after a successful flip, `failover.registrations_command` is sampled on the
+//!   new active node for `failover.registrations_watch` in a background task
+//!   ([`registrations`](super::registrations)), each sample a `registrations` audit record.
 //!
 //! Every decision and outcome goes to the audit log (`failover.audit_log`, JSON lines); a
 //! [`ControllerStatus`] snapshot feeds `/metrics` and `/health` (`failover.metrics_listen`).
@@ -34,6 +37,7 @@ use super::audit::{AuditLog, AuditRecord};
 use super::fence::{FenceReport, fence};
 use super::metrics::{ControllerStatus, MetricsServer};
 use super::notify::{Notification, Notifier};
+use super::registrations;
 use super::switchover::{self as steps, StepStatus, SwitchoverStep};
 use super::{
     Action, FailoverPolicy, Health, Input, NodeId, PolicySettings, Requirement, preconditions,
@@ -196,6 +200,9 @@ pub struct Controller {
     last_fence: [Option<Instant>; 2],
     last_flip: Option<FlipOutcome>,
     tasks: JoinSet<()>,
+    /// The registrations watch after the last flip (replaced by the next flip, aborted at the
+    /// end of `run`).
+    registrations: Option<tokio::task::JoinHandle<()>>,
     metrics: Option<MetricsServer>,
     preconditions: Option<mpsc::UnboundedReceiver<std::result::Result<Vec<Input>, String>>>,
     preconditions_seen: Option<String>,
@@ -292,6 +299,7 @@ impl Controller {
             record_read: None,
             record_error: None,
             last_fence: [None, None],
+            registrations: None,
             last_flip: None,
             tasks: JoinSet::new(),
             metrics,
@@ -376,6 +384,9 @@ impl Controller {
             t.abort();
         }
         if let Some(t) = metrics_task {
+            t.abort();
+        }
+        if let Some(t) = self.registrations.take() {
             t.abort();
         }
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -1088,6 +1099,47 @@ impl Controller {
         }
     }
 
+    /// Starts sampling the registrations on `node` (the new active node) in the background,
+    /// replacing the watch of an earlier flip; nothing when `registrations_watch` is `0s`.
+    fn watch_registrations(&mut self, node: NodeId) {
+        if let Some(t) = self.registrations.take() {
+            t.abort();
+        }
+        let f = &self.config.failover;
+        if f.registrations_watch.is_zero() {
+            return;
+        }
+        // Validation compiled the pattern already (a configuration built in code may not be).
+        let pattern = match &f.registrations_pattern {
+            Some(p) => match regex::Regex::new(p) {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    self.audit.write(&AuditRecord::new(
+                        registrations::EVENT,
+                        "warning",
+                        format!("registrations not sampled: failover.registrations_pattern: {e}"),
+                    ));
+                    return;
+                }
+            },
+            None => None,
+        };
+        let w = registrations::RegistrationsWatch {
+            command: f.registrations_command.clone(),
+            pattern,
+            watch: f.registrations_watch,
+            interval: f.registrations_interval,
+            timeout: f.fence_timeout,
+        };
+        let spec = self.config.nodes[node.index()].clone();
+        self.registrations = Some(tokio::spawn(registrations::watch(
+            spec,
+            w,
+            Instant::now(),
+            self.audit.clone(),
+        )));
+    }
+
     /// Flips the record to `to` with compare-and-swap against what it held when last read;
     /// returns what the policy asks after hearing the outcome.
     async fn flip(&mut self, from: Option<NodeId>, to: NodeId, reason: String) -> Vec<Action> {
@@ -1161,6 +1213,7 @@ impl Controller {
                 st.pending_flip = None;
                 drop(st);
                 self.notify(level, "flip", message);
+                self.watch_registrations(to);
             }
             Ok(Err(e)) => {
                 cas_lost = matches!(

@@ -10,6 +10,7 @@
 //!   notifications), [`audit`] its JSON-lines log, [`metrics`] its `/metrics` and `/health`.
 //! - [`fence`], [`notify`], [`preconditions`]: the actions and measurements it uses.
 //! - [`switchover`]: a planned move's replication steps (catch-up, sequences, drain).
+//! - [`registrations`]: after a flip, phone registrations sampled on the new active node.
 //! - [`report`]: `failover status` (audit tail, active node, controller health).
 //!
 //! ```no_run
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod notify;
 pub mod policy;
 pub mod preconditions;
+pub mod registrations;
 pub mod report;
 pub mod switchover;
 
@@ -41,6 +43,7 @@ pub use metrics::{ControllerStatus, MetricsServer, NodeStatus, render_prometheus
 pub use policy::{
     Action, FailoverPolicy, Health, Input, NodeId, PolicySettings, Precondition, Requirement,
 };
+pub use registrations::{RegistrationSample, count_registrations};
 pub use report::{ControllerHealth, FailoverStatusReport, ask_health, status_report};
 pub use switchover::{SEQUENCE_MARGIN, StepStatus, SwitchoverStep};
 

@@ -1,5 +1,6 @@
 //! `failover status`: the last decisions from the audit log, who the floating record says is
-//! active, and whether a running controller reports itself healthy.
+//! active, whether a running controller reports itself healthy, and the registrations counted
+//! on the new active node since the last flip.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,9 +10,13 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::audit::{AuditRecord, read_tail};
+use super::registrations::{RegistrationSample, samples_in};
 use crate::Result;
 use crate::config::ClusterConfig;
 use crate::floating::{Floating, active_node};
+
+/// How many audit records are searched for registration samples.
+pub const REGISTRATIONS_TAIL: usize = 2000;
 
 /// How long asking the controller's `/health` may take.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -40,6 +45,8 @@ pub struct FailoverStatusReport {
     pub record_error: Option<String>,
     /// The controller's `/health`, when `failover.metrics_listen` is set.
     pub controller: Option<ControllerHealth>,
+    /// The registration samples taken after the last flip (from the audit log), oldest first.
+    pub registrations: Vec<RegistrationSample>,
 }
 
 impl FailoverStatusReport {
@@ -84,8 +91,16 @@ pub async fn ask_health(addr: SocketAddr) -> ControllerHealth {
 }
 
 /// The last `last` audit records, the floating record's node and the controller's health.
+/// The registration samples are those after the last `flip` record among the last
+/// [`REGISTRATIONS_TAIL`] records, whatever `last` is.
 pub async fn status_report(config: &ClusterConfig, last: usize) -> Result<FailoverStatusReport> {
-    let recent = read_tail(&config.failover.audit_log, last)?;
+    let wide = read_tail(&config.failover.audit_log, last.max(REGISTRATIONS_TAIL))?;
+    let since_flip = wide
+        .iter()
+        .rposition(|r| r.event == "flip")
+        .map_or(&wide[..], |i| &wide[i + 1..]);
+    let registrations = samples_in(since_flip);
+    let recent = wide[wide.len().saturating_sub(last)..].to_vec();
     let (active, record_error) = match Floating::new(config) {
         Ok(f) => {
             let mut sets = vec![];
@@ -110,5 +125,6 @@ pub async fn status_report(config: &ClusterConfig, last: usize) -> Result<Failov
         active_node: active,
         record_error,
         controller,
+        registrations,
     })
 }
