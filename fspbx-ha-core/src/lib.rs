@@ -10,6 +10,7 @@
 //! - [`floating`]: the floating record and the node records: show, flip with compare-and-swap,
 //!   verify at the authoritative servers, plan/apply.
 //! - [`probe`]: health probes (SIP OPTIONS, HTTP(S), TCP, PostgreSQL, Syncthing) run concurrently.
+//! - [`upgrade`]: FS PBX's multinode update procedure as a checked, resumable run over SSH.
 //!
 //! All logic lives here; the CLI and the Python module only translate.
 
@@ -25,6 +26,7 @@ pub mod replication;
 pub mod shell;
 pub mod ssh;
 pub mod status;
+pub mod upgrade;
 
 pub use error::{Error, ErrorClass, ErrorFamily, Result};
 pub use fspbx_ha_secret::{Secret, SecretRef};

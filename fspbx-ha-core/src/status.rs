@@ -1,5 +1,6 @@
 //! The pair at a glance (`fspbx-ha status`): where the floating record points and whether every
-//! authoritative server agrees, replication health both ways, and Syncthing's state. The three
+//! authoritative server agrees, replication health both ways (with schema drift, tables to
+//! refresh, the sequence strategy's compliance and slot retention), and Syncthing's state. The three
 //! parts are read concurrently; a part that cannot be read is reported, never fatal. The verdict
 //! is a pure function of the three parts ([`verdict`]).
 
@@ -282,6 +283,17 @@ impl PairStatus {
                     verdict_word(value.verdict),
                     dirs.join(", ")
                 );
+                if let Some(d) = &value.drift {
+                    let _ = writeln!(out, "  schema       {}", d.summary());
+                }
+                if let Some(q) = &value.sequences {
+                    let _ = writeln!(out, "  sequences    {}", q.summary());
+                }
+                if let Some(sl) = &value.slots {
+                    for l in sl.summary_lines() {
+                        let _ = writeln!(out, "  slots        {l}");
+                    }
+                }
             }
             Part::NotConfigured { reason } => {
                 let _ = writeln!(out, "  replication  not configured: {reason}");
@@ -366,6 +378,9 @@ mod tests {
                 verdict,
                 reasons: reasons.iter().map(|s| s.to_string()).collect(),
                 directions: vec![],
+                drift: None,
+                sequences: None,
+                slots: None,
             },
         }
     }

@@ -16,76 +16,25 @@
 //! switchover test sets replication up both ways and runs with both gates `hard`: a writer
 //! commits rows to A throughout, and none acknowledged is missing on B afterwards.
 
+mod failover_support;
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use fspbx_ha_core::config::ClusterConfig;
-use fspbx_ha_core::failover::{
-    AuditRecord, Controller, ControllerStatus, NodeId, Requirement, StepStatus, read_tail,
+use failover_support::{
+    FALL, INTERVAL, Running, all_answer, answers, events, floating_on_a, kill_node, start_lab,
+    wait_until,
 };
-use fspbx_ha_core::floating::{DEFAULT_NODE_TTL, Floating};
+use fspbx_ha_core::config::ClusterConfig;
+use fspbx_ha_core::failover::{Controller, NodeId, Requirement, StepStatus};
 use fspbx_ha_core::replication::{self, Intent, NoProgress, Pair, Side, Verdict};
-use fspbx_ha_dns::RecordKind;
-use fspbx_ha_dns::propagation::{Checker, Outcome};
-use fspbx_ha_lab::cluster_toml::write_cluster_toml;
-use fspbx_ha_lab::lab::{Lab, LabOptions};
-use tokio::sync::oneshot;
+use fspbx_ha_lab::lab::Lab;
 use tokio::task::JoinHandle;
 
-const INTERVAL: Duration = Duration::from_millis(300);
-const FALL: u32 = 3;
-
-struct Running {
-    metrics: std::net::SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<ControllerStatus>,
-}
-
-impl Running {
-    async fn start(config: &ClusterConfig) -> Running {
-        let controller = Controller::new(config.clone()).await.unwrap();
-        let metrics = controller.metrics_addr().expect("metrics_listen is set");
-        let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            controller
-                .run(async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap()
-        });
-        Running {
-            metrics,
-            stop,
-            task,
-        }
-    }
-
-    async fn stop(self) -> ControllerStatus {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("the controller stops when asked")
-            .unwrap()
-    }
-}
-
+/// The shared CI settings, plus `/metrics` on a free port and a notify command appending to
+/// [`notes_path`].
 fn config_for(lab: &Lab) -> ClusterConfig {
-    let path = write_cluster_toml(&lab.topology()).unwrap();
-    let mut c = ClusterConfig::load(&path).unwrap();
-    c.policy.interval = INTERVAL;
-    c.policy.fall = FALL;
-    c.policy.rise = 2;
-    c.policy.hold_down = Duration::from_secs(60);
-    for n in &mut c.nodes {
-        n.probes.timeout = Duration::from_millis(250);
-        assert!(n.probes.sip.is_some(), "the lab config probes SIP");
-    }
-    c.failover.lag = Requirement::Off;
-    c.failover.schema = Requirement::Off;
-    c.failover.sync = Requirement::Off;
-    c.failover.record_refresh = Duration::from_secs(1);
-    c.failover.fence_timeout = Duration::from_secs(2);
+    let mut c = failover_support::config_for(lab);
     c.failover.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     c.failover.notify_command = Some(format!(
         "echo \"$FSPBX_HA_LEVEL $FSPBX_HA_EVENT $FSPBX_HA_MESSAGE\" >> {}",
@@ -113,81 +62,13 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     (code, body)
 }
 
-/// What each authoritative server answers for the floating name.
-async fn answers(checker: &Checker, name: &str) -> Vec<Option<Vec<IpAddr>>> {
-    checker
-        .ask(name, RecordKind::A)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| match a.outcome {
-            Outcome::Records { values, .. } => Some(values),
-            _ => None,
-        })
-        .collect()
-}
-
-async fn all_answer(checker: &Checker, name: &str, want: &[IpAddr]) -> bool {
-    let a = answers(checker, name).await;
-    !a.is_empty() && a.iter().all(|v| v.as_deref() == Some(want))
-}
-
-fn events(audit: &std::path::Path, event: &str) -> Vec<AuditRecord> {
-    read_tail(audit, 100_000)
-        .unwrap()
-        .into_iter()
-        .filter(|r| r.event == event)
-        .collect()
-}
-
-/// Polls `cond` every 50 ms for up to `limit`.
-async fn wait_until<F, Fut>(limit: Duration, mut cond: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if cond().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
-fn kill_node(lab: &mut Lab, name: &str) {
-    let node = if name == "a" {
-        lab.a_mut()
-    } else {
-        lab.b_mut()
-    };
-    node.pg.kill_hard();
-    node.sshd.kill_hard();
-    node.sip.as_mut().unwrap().kill_hard();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_flips_on_node_loss_only_and_never_flaps() {
     let dir = tempfile::tempdir().unwrap();
-    let mut lab = Lab::start(LabOptions {
-        dns: true,
-        sip: true,
-        ..LabOptions::new(dir.path().join("lab"))
-    })
-    .unwrap();
+    let mut lab = start_lab(dir.path(), false);
     let config = config_for(&lab);
     let audit = config.failover.audit_log.clone();
-    let floating = Floating::new(&config).unwrap();
-    floating.apply(DEFAULT_NODE_TTL).await.unwrap();
-    assert!(
-        floating
-            .verify(None, Duration::from_secs(20))
-            .await
-            .unwrap()
-            .ok
-    );
-    let checker = floating.checker().await.unwrap();
+    let (_floating, checker) = floating_on_a(&config).await;
     assert_eq!(
         checker.servers().len(),
         2,
@@ -216,7 +97,7 @@ async fn failover_flips_on_node_loss_only_and_never_flaps() {
         lab.a_mut().sip.as_mut().unwrap().resume();
         tokio::time::sleep(INTERVAL * 4).await;
     }
-    let (code, metrics) = http_get(run.metrics, "/metrics").await;
+    let (code, metrics) = http_get(run.metrics.unwrap(), "/metrics").await;
     assert_eq!(code, 200);
     assert!(
         metrics.contains("fspbx_ha_node_health{node=\"a\"} 1\n"),
@@ -231,7 +112,7 @@ async fn failover_flips_on_node_loss_only_and_never_flaps() {
         "{metrics}"
     );
     assert_eq!(
-        http_get(run.metrics, "/health").await,
+        http_get(run.metrics.unwrap(), "/health").await,
         (200, "ok\n".to_owned())
     );
     let status = run.stop().await;
@@ -419,24 +300,10 @@ fn signal(pid: u32, sig: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_compare_and_swap_or_a_hung_provider_never_makes_a_wrong_flip() {
     let dir = tempfile::tempdir().unwrap();
-    let mut lab = Lab::start(LabOptions {
-        dns: true,
-        sip: true,
-        ..LabOptions::new(dir.path().join("lab"))
-    })
-    .unwrap();
+    let mut lab = start_lab(dir.path(), false);
     let mut config = config_for(&lab);
     let audit = config.failover.audit_log.clone();
-    let floating = Floating::new(&config).unwrap();
-    floating.apply(DEFAULT_NODE_TTL).await.unwrap();
-    assert!(
-        floating
-            .verify(None, Duration::from_secs(20))
-            .await
-            .unwrap()
-            .ok
-    );
-    let checker = floating.checker().await.unwrap();
+    let (floating, checker) = floating_on_a(&config).await;
     let name = config.floating.name.clone();
     let (addr_a, addr_b) = (
         config.nodes[0].addresses.clone(),
@@ -542,24 +409,10 @@ async fn a_lost_compare_and_swap_or_a_hung_provider_never_makes_a_wrong_flip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_node_is_failed_away_from_and_fencing_it_is_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let mut lab = Lab::start(LabOptions {
-        dns: true,
-        sip: true,
-        ..LabOptions::new(dir.path().join("lab"))
-    })
-    .unwrap();
+    let mut lab = start_lab(dir.path(), false);
     let config = config_for(&lab);
     let audit = config.failover.audit_log.clone();
-    let floating = Floating::new(&config).unwrap();
-    floating.apply(DEFAULT_NODE_TTL).await.unwrap();
-    assert!(
-        floating
-            .verify(None, Duration::from_secs(20))
-            .await
-            .unwrap()
-            .ok
-    );
-    let checker = floating.checker().await.unwrap();
+    let (_floating, checker) = floating_on_a(&config).await;
     let name = config.floating.name.clone();
     let addr_b = config.nodes[1].addresses.clone();
 
@@ -714,27 +567,13 @@ async fn set_up_replication(config: &ClusterConfig) -> Pair {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planned_switchover_catches_up_moves_sequences_and_loses_no_row() {
     let dir = tempfile::tempdir().unwrap();
-    let _lab = Lab::start(LabOptions {
-        dns: true,
-        sip: true,
-        ..LabOptions::new(dir.path().join("lab"))
-    })
-    .unwrap();
+    let _lab = start_lab(dir.path(), false);
     let mut config = config_for(&_lab);
     // Replication is set up here: the lag and schema gates are real.
     config.failover.lag = Requirement::Hard;
     config.failover.schema = Requirement::Hard;
     config.failover.metrics_listen = None;
-    let floating = Floating::new(&config).unwrap();
-    floating.apply(DEFAULT_NODE_TTL).await.unwrap();
-    assert!(
-        floating
-            .verify(None, Duration::from_secs(20))
-            .await
-            .unwrap()
-            .ok
-    );
-    let checker = floating.checker().await.unwrap();
+    let (_floating, checker) = floating_on_a(&config).await;
     let name = config.floating.name.clone();
     let (addr_a, addr_b) = (
         config.nodes[0].addresses.clone(),

@@ -171,7 +171,33 @@ pub fn cluster_toml(topology: &LabTopology) -> String {
         );
         let _ = writeln!(t, "copy_timeout = \"300s\"");
         let _ = writeln!(t, "pg_dump_command = [{}]", tool(a, "pg_dump"));
+        // Both lab nodes share one filesystem: the node is told apart by the address the SSH
+        // connection came in on, and each reads its own server log.
+        let tail = |n: &crate::lab::NodeTopology| {
+            format!(
+                "{}) tail -n 5000 '{}';;",
+                n.ip,
+                n.pg.log_file.display().to_string().replace('\'', "'\\''")
+            )
+        };
+        let _ = writeln!(
+            t,
+            "log_command = {}",
+            q(format!(
+                "case \"$(echo $SSH_CONNECTION | cut -d' ' -f3)\" in {} {} esac",
+                tail(a),
+                tail(b)
+            ))
+        );
         let _ = writeln!(t, "psql_command = [{}]\n", tool(b, "psql"));
+        let _ = writeln!(t, "[replication.sequences]");
+        let _ = writeln!(
+            t,
+            "# sync: the lab's suites create tables on the fly and expect a healthy pair without\n\
+             # an interleave run; the planned switchover moves the target's sequences past the\n\
+             # source's + margin. Tests of the interleave strategy switch it on themselves."
+        );
+        let _ = writeln!(t, "strategy = \"sync\"\nmargin = 1000\n");
     }
     let _ = writeln!(
         t,
@@ -199,6 +225,8 @@ pub fn cluster_toml(topology: &LabTopology) -> String {
          # measured when they can be and only warned about; Syncthing completion is not measured."
     );
     let _ = writeln!(t, "lag = \"soft\"\nschema = \"soft\"\nsync = \"off\"");
+    let _ = writeln!(t);
+    t.push_str(&crate::upgrade::upgrade_toml(topology));
     t
 }
 
@@ -233,6 +261,7 @@ pub fn write_cluster_toml(topology: &LabTopology) -> Result<PathBuf, Error> {
             None,
         )?;
     }
+    crate::upgrade::write_workdir(topology)?;
     let path = topology.dir.join(CLUSTER_TOML);
     std::fs::write(&path, cluster_toml(topology)).map_err(|e| Error::io("write", &path, e))?;
     Ok(path)

@@ -18,6 +18,12 @@
 //! [`Kamailio::registrations_command`] is a shell command printing `N total.` (like
 //! `fs_cli -x 'show registrations'`) from its control socket.
 //!
+//! With [`KamailioOptions::calls`] it also serves calls (it stands in for FreeSWITCH's calls
+//! after a failover): `INVITE` dialogs are proxied (record-routed) to a user agent answering
+//! them — a SIPp UAS, see [`crate::sipp`] — and tracked by Kamailio's `dialog` module;
+//! [`Kamailio::calls_command`] prints `N total.` (like `fs_cli -x 'show calls count'`), N the
+//! dialogs confirmed and not yet ended.
+//!
 //! ```no_run
 //! use fspbx_ha_lab::kamailio::{Kamailio, KamailioOptions};
 //! let sip = Kamailio::start(KamailioOptions::default()).unwrap();
@@ -80,6 +86,9 @@ pub struct KamailioOptions {
     /// Also a registrar: `REGISTER` saved to `location` (usrloc in memory), counted over the
     /// `ctl` socket (see [`Kamailio::registrations_command`]).
     pub registrar: bool,
+    /// Also serves calls: `INVITE` dialogs proxied to this user agent (a SIPp UAS) and tracked
+    /// by the `dialog` module (see [`Kamailio::calls_command`]).
+    pub calls: Option<SocketAddr>,
 }
 
 impl Default for KamailioOptions {
@@ -91,6 +100,7 @@ impl Default for KamailioOptions {
             name: "sip".to_owned(),
             dir: None,
             registrar: false,
+            calls: None,
         }
     }
 }
@@ -121,6 +131,7 @@ pub struct Kamailio {
     name: String,
     reply: OptionsReply,
     registrar: bool,
+    calls: Option<SocketAddr>,
     dir: PathBuf,
     paused: bool,
     guard: Option<Guard>,
@@ -163,6 +174,7 @@ impl Kamailio {
             name: opts.name,
             reply: opts.reply,
             registrar: opts.registrar,
+            calls: opts.calls,
             dir,
             paused: false,
             guard: None,
@@ -220,7 +232,33 @@ impl Kamailio {
         self.registrar
     }
 
-    /// Its control socket (a registrar's; see [`Kamailio::registrations_command`]).
+    /// Restarts it on the same port, serving calls by proxying them to `uas` (or not: `None`);
+    /// calls and registrations in progress are lost.
+    pub fn set_calls(&mut self, uas: Option<SocketAddr>) -> Result<(), Error> {
+        self.stop();
+        self.calls = uas;
+        self.write_and_check_config()?;
+        self.start_again()
+    }
+
+    /// Where it proxies calls to, when it serves calls.
+    pub fn calls_to(&self) -> Option<SocketAddr> {
+        self.calls
+    }
+
+    /// A shell command printing `N total.`, N the calls in progress now (the dialogs the
+    /// `dialog` module counts as ongoing, read with `kamcmd dlg.stats_active` over
+    /// [`Kamailio::ctl_socket`]); it prints nothing when Kamailio does not answer.
+    pub fn calls_command(&self) -> String {
+        format!(
+            "{KAMCMD} -s unix:{} dlg.stats_active \
+             | sed -n 's/^[[:space:]]*ongoing: *\\([0-9][0-9]*\\).*/\\1 total./p'",
+            self.ctl_socket().display()
+        )
+    }
+
+    /// Its control socket (a registrar's or call server's; see [`Kamailio::registrations_command`]
+    /// and [`Kamailio::calls_command`]).
     pub fn ctl_socket(&self) -> PathBuf {
         self.dir.join("run").join("kamailio_ctl")
     }
@@ -238,13 +276,15 @@ impl Kamailio {
 
     fn write_and_check_config(&self) -> Result<(), Error> {
         let modules = modules_dir();
-        let config = if self.registrar {
-            render_registrar_config(
+        let config = if self.registrar || self.calls.is_some() {
+            render_pbx_config(
                 self.ip,
                 self.port,
                 &modules,
                 &self.reply,
                 &self.ctl_socket(),
+                self.registrar,
+                self.calls,
             )
         } else {
             render_config(self.ip, self.port, &modules, &self.reply)
@@ -447,31 +487,94 @@ pub fn render_registrar_config(
     reply: &OptionsReply,
     ctl: &Path,
 ) -> String {
+    render_pbx_config(ip, port, modules, reply, ctl, true, None)
+}
+
+/// The FreeSWITCH stand-in: [`render_config`]'s OPTIONS answers and a `ctl` + `kex` control
+/// socket at `ctl` (for `kamcmd`), plus
+/// - with `registrar`, `REGISTER` saved to an in-memory `location` table (`usrloc`,
+///   `registrar`);
+/// - with `calls`, `INVITE` dialogs record-routed to that user agent and tracked by the
+///   `dialog` module (`rr`, `siputils`, `dialog`); requests within a dialog follow it (matched
+///   by the record-route cookie or, failing that, by Call-ID and tags), `CANCEL` and `ACK` go
+///   with their transaction.
+///
+/// Other requests still get `403`.
+pub fn render_pbx_config(
+    ip: IpAddr,
+    port: u16,
+    modules: &Path,
+    reply: &OptionsReply,
+    ctl: &Path,
+    registrar: bool,
+    calls: Option<SocketAddr>,
+) -> String {
     let base = render_config(ip, port, modules, reply);
-    let extra_modules = format!(
-        "loadmodule \"tm.so\"\n\
-         loadmodule \"usrloc.so\"\n\
-         loadmodule \"registrar.so\"\n\
-         loadmodule \"ctl.so\"\n\
-         loadmodule \"kex.so\"\n\
-         modparam(\"ctl\", \"binrpc\", \"unix:{}\")\n\
-         modparam(\"usrloc\", \"db_mode\", 0)\n\
-         request_route {{\n\
-         \x20   if (is_method(\"REGISTER\")) {{\n\
-         \x20       if (!save(\"location\")) {{ sl_reply_error(); }}\n\
-         \x20       exit;\n\
-         \x20   }}\n",
+    let mut loads = vec!["tm", "ctl", "kex"];
+    let mut params = vec![format!(
+        "modparam(\"ctl\", \"binrpc\", \"unix:{}\")",
         ctl.display()
-    );
+    )];
+    let mut routes = String::new();
+    let mut serves = vec!["OPTIONS"];
+    if let Some(uas) = calls {
+        loads.extend(["rr", "siputils", "dialog"]);
+        params.push("modparam(\"dialog\", \"dlg_match_mode\", 1)".to_owned());
+        let du = format!("$du = \"sip:{uas}\";");
+        routes.push_str(&format!(
+            "\x20   if (has_totag()) {{\n\
+             \x20       if (!loose_route()) {{ dlg_manage(); }}\n\
+             \x20       {du}\n\
+             \x20       t_relay();\n\
+             \x20       exit;\n\
+             \x20   }}\n\
+             \x20   if (is_method(\"CANCEL\")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}\n\
+             \x20   if (is_method(\"ACK\")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}\n\
+             \x20   if (is_method(\"INVITE\")) {{\n\
+             \x20       record_route();\n\
+             \x20       dlg_manage();\n\
+             \x20       {du}\n\
+             \x20       if (!t_relay()) {{ sl_reply_error(); }}\n\
+             \x20       exit;\n\
+             \x20   }}\n"
+        ));
+        serves.push("calls");
+    }
+    if registrar {
+        loads.extend(["usrloc", "registrar"]);
+        params.push("modparam(\"usrloc\", \"db_mode\", 0)".to_owned());
+        routes.push_str(
+            "\x20   if (is_method(\"REGISTER\")) {\n\
+             \x20       if (!save(\"location\")) { sl_reply_error(); }\n\
+             \x20       exit;\n\
+             \x20   }\n",
+        );
+        serves.push("REGISTER");
+    }
+    let mut head = String::new();
+    for m in loads {
+        head.push_str(&format!("loadmodule \"{m}.so\"\n"));
+    }
+    for p in params {
+        head.push_str(&p);
+        head.push('\n');
+    }
+    head.push_str("request_route {\n");
+    head.push_str(&routes);
+    let what = match (registrar, calls.is_some()) {
+        (true, true) => "registrar and call server",
+        (true, false) => "registrar",
+        _ => "call server",
+    };
     base.replacen(
         "# fspbx-ha-lab SIP OPTIONS responder",
-        "# fspbx-ha-lab SIP OPTIONS responder and registrar",
+        &format!("# fspbx-ha-lab SIP OPTIONS responder and {what}"),
         1,
     )
-    .replacen("request_route {\n", &extra_modules, 1)
+    .replacen("request_route {\n", &head, 1)
     .replacen(
         "\"403\", \"only OPTIONS\"",
-        "\"403\", \"only OPTIONS and REGISTER\"",
+        &format!("\"403\", \"only {}\"", serves.join(" and ")),
         1,
     )
 }
@@ -599,5 +702,37 @@ mod tests {
         assert_eq!(c.matches("request_route {").count(), 1);
         assert!(c.find("loadmodule \"kex.so\"") < c.find("request_route {"));
         assert!(c.find("save(\"location\")") < c.find("is_method(\"OPTIONS\")"));
+        assert!(!c.contains("dialog"), "no calls asked for");
+    }
+
+    #[test]
+    fn the_call_server_variant_proxies_and_tracks_dialogs() {
+        let uas: SocketAddr = "127.0.0.3:27070".parse().unwrap();
+        let c = render_pbx_config(
+            crate::NODE_B_IP,
+            25060,
+            Path::new("/m"),
+            &OptionsReply::Ok,
+            Path::new("/d/run/kamailio_ctl"),
+            true,
+            Some(uas),
+        );
+        for needle in [
+            "loadmodule \"dialog.so\"",
+            "loadmodule \"rr.so\"",
+            "loadmodule \"siputils.so\"",
+            "modparam(\"dialog\", \"dlg_match_mode\", 1)",
+            "record_route();",
+            "dlg_manage();",
+            "$du = \"sip:127.0.0.3:27070\";",
+            "save(\"location\")",
+            "only OPTIONS and calls and REGISTER",
+        ] {
+            assert!(c.contains(needle), "{needle} missing in:\n{c}");
+        }
+        assert_eq!(c.matches("request_route {").count(), 1);
+        assert_eq!(c.matches("loadmodule \"tm.so\"").count(), 1);
+        // In-dialog requests are handled before anything else.
+        assert!(c.find("has_totag()") < c.find("is_method(\"INVITE\")"));
     }
 }

@@ -18,8 +18,10 @@ pub mod paths;
 pub mod ports;
 pub mod postgres;
 pub mod process;
+pub mod sipp;
 pub mod sshd;
 pub mod syncthing;
+pub mod upgrade;
 
 mod error;
 

@@ -9,7 +9,8 @@
 //! ├── ReplicationError
 //! ├── LocalIoError
 //! ├── DnsError (and its subclasses, see dns.rs)
-//! └── SyncError (see sync.rs)
+//! ├── SyncError (see sync.rs)
+//! └── UpgradeError (see upgrade.rs)
 //! ```
 
 use fspbx_ha_core::{Error, ErrorFamily};
@@ -86,6 +87,7 @@ pub(crate) fn core_err(py: Python<'_>, e: Error) -> PyErr {
         ErrorFamily::Replication => ReplicationError::new_err(msg),
         ErrorFamily::Sync => crate::sync::SyncError::new_err(msg),
         ErrorFamily::Dns => crate::dns::DnsError::new_err(msg),
+        ErrorFamily::Upgrade => crate::upgrade::UpgradeError::new_err(msg),
         _ => FspbxHaError::new_err(msg),
     };
     if let Error::ConfigInvalid { problems, .. } = &e {

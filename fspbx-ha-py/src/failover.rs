@@ -461,8 +461,9 @@ mod controller {
         }
     }
 
-    /// `failover status` as a dict: the last `last` audit records, the active node and the
-    /// controller's /health (blocks; the GIL is released).
+    /// `failover status` as a dict: the last `last` audit records, the active node, the
+    /// controller's /health, and the `registrations` and `calls` samples taken on the new
+    /// active node since the last flip (blocks; the GIL is released).
     #[pyfunction]
     #[pyo3(signature = (config, *, last = 20))]
     pub(crate) fn failover_status(

@@ -3,13 +3,16 @@
 
 mod check;
 mod config;
+mod conflicts;
 mod dns;
 mod errors;
 mod failover;
 mod replication;
 mod runtime;
+mod schema;
 mod status;
 mod sync;
+mod upgrade;
 
 use pyo3::prelude::*;
 
@@ -24,6 +27,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     status::register(m)?;
     failover::register(m)?;
     replication::register(m)?;
+    conflicts::register(m)?;
+    schema::register(m)?;
     sync::register(m)?;
+    upgrade::register(m)?;
     Ok(())
 }

@@ -42,13 +42,13 @@ fn to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
     })
 }
 
-fn as_py<T: Serialize>(py: Python<'_>, value: &T) -> PyResult<Py<PyAny>> {
+pub(crate) fn as_py<T: Serialize>(py: Python<'_>, value: &T) -> PyResult<Py<PyAny>> {
     let v = serde_json::to_value(value)
         .map_err(|e| crate::errors::FspbxHaError::new_err(e.to_string()))?;
     to_py(py, &v)
 }
 
-fn to_json<T: Serialize>(value: &T) -> PyResult<String> {
+pub(crate) fn to_json<T: Serialize>(value: &T) -> PyResult<String> {
     serde_json::to_string(value).map_err(|e| crate::errors::FspbxHaError::new_err(e.to_string()))
 }
 
@@ -177,6 +177,21 @@ impl PyReplicationStatus {
     fn directions(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         as_py(py, &self.inner.directions)
     }
+    /// Schema drift and tables a subscription lacks (dict), or None when not readable.
+    #[getter]
+    fn drift(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        as_py(py, &self.inner.drift)
+    }
+    /// The sequence strategy and its compliance (dict), or None when not readable.
+    #[getter]
+    fn sequences(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        as_py(py, &self.inner.sequences)
+    }
+    /// Slot safety: both nodes' slots, max_slot_wal_keep_size, warnings (dict), or None.
+    #[getter]
+    fn slots(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        as_py(py, &self.inner.slots)
+    }
     /// The summary the CLI prints.
     fn render(&self) -> String {
         self.inner.render()
@@ -283,7 +298,7 @@ impl ApplyObserver for PyObserver {
 /// Open connections to both nodes' PostgreSQL, for replication work.
 #[pyclass(name = "ReplicationPair", module = "fspbx_ha", frozen)]
 pub(crate) struct PyReplicationPair {
-    inner: tokio::sync::Mutex<Pair>,
+    pub(crate) inner: tokio::sync::Mutex<Pair>,
 }
 
 fn intent(allow_restart: bool, destructive: bool) -> Intent {

@@ -65,6 +65,12 @@ def test_controller_watches_fails_over_and_reports(sip_lab, tmp_path):
 
     report = fspbx_ha.failover_status(cfg, last=500)
     assert report["active_node"] == "b"
+    # Samples of the counts taken on B after the flip (the lab has no fs_cli: uncounted ones
+    # carry the error).
+    for key in ("registrations", "calls"):
+        assert isinstance(report[key], list)
+        for s in report[key]:
+            assert s["node"] == "b" and (s["count"] is not None or s["error"])
 
     # Switchover: already on B; back to A is refused while A's SIP stack is dead.
     assert c.switchover("b")["outcome"] == "already_active"

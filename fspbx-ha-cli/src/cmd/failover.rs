@@ -163,9 +163,15 @@ async fn status(args: StatusArgs, config: &ClusterConfig, json: bool) -> anyhow:
             ),
             None => println!("controller: no failover.metrics_listen configured"),
         }
-        if !report.registrations.is_empty() {
-            println!("registrations since the last flip:");
-            for r in &report.registrations {
+        for (what, samples) in [
+            ("registrations", &report.registrations),
+            ("calls", &report.calls),
+        ] {
+            if samples.is_empty() {
+                continue;
+            }
+            println!("{what} since the last flip:");
+            for r in samples {
                 let count = match (r.count, &r.error) {
                     (Some(n), _) => n.to_string(),
                     (None, e) => format!("? ({})", e.as_deref().unwrap_or("not counted")),

@@ -7,8 +7,11 @@ pub(crate) mod dns;
 pub(crate) mod failover;
 pub(crate) mod init;
 pub(crate) mod replication;
+pub(crate) mod replication_conflicts;
+pub(crate) mod replication_schema;
 pub(crate) mod status;
 pub(crate) mod sync;
+pub(crate) mod upgrade;
 
 use std::path::Path;
 

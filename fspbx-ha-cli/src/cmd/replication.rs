@@ -53,6 +53,19 @@ pub(crate) enum ReplicationCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Stuck subscriptions: an apply worker failing in a loop, with the error, table, key, LSN
+    /// and both versions of the conflicting row (exit 1 when any).
+    Conflicts,
+    /// Remedy a stuck subscription: skip the failing transaction, re-sync one table, or
+    /// replace the subscriber's conflicting row. Without --yes only shows the plan.
+    Resolve(super::replication_conflicts::ResolveArgs),
+    /// Serial and identity columns and the sequence strategy (exit 1 when not compliant);
+    /// --apply [--yes] interleaves them.
+    Sequences(super::replication_schema::SequencesArgs),
+    /// Schema drift between the nodes and tables a subscription lacks (exit 1 if any).
+    Drift,
+    /// ALTER SUBSCRIPTION … REFRESH PUBLICATION on both nodes (dry run without --yes).
+    Refresh(super::replication_schema::RefreshArgs),
 }
 
 pub(crate) async fn run(
@@ -63,6 +76,17 @@ pub(crate) async fn run(
     let config = super::load_config(config_path)?;
     let mut pair = Pair::connect(&config).await?;
     match cmd {
+        ReplicationCommand::Conflicts => super::replication_conflicts::list(&pair, json).await,
+        ReplicationCommand::Resolve(args) => {
+            super::replication_conflicts::resolve(&pair, &args, json).await
+        }
+        ReplicationCommand::Sequences(args) => {
+            super::replication_schema::sequences(&pair, args, json).await
+        }
+        ReplicationCommand::Drift => super::replication_schema::drift(&pair, json).await,
+        ReplicationCommand::Refresh(args) => {
+            super::replication_schema::refresh(&pair, args, json).await
+        }
         ReplicationCommand::Plan(args) => {
             let plan = pair.plan(&args.intent()).await?;
             print_plan(&plan, json)?;

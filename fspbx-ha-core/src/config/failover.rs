@@ -1,5 +1,6 @@
 //! What the failover controller does besides deciding (`[failover]`): fencing, notifications,
-//! the audit log, metrics, and how strictly each precondition gates a failover.
+//! the audit log, metrics, how strictly each precondition gates a failover, and what is counted
+//! on the new active node after a flip (registrations, calls).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -75,6 +76,19 @@ pub struct FailoverSpec {
     /// Time between two registration samples (each bounded by `fence_timeout`).
     #[serde(default = "default_registrations_interval", with = "humantime_serde")]
     pub registrations_interval: Duration,
+    /// After a flip, the shell command run over SSH on the new active node that reports the
+    /// calls it serves (FS PBX: `fs_cli -x 'show calls count'`, ending `N total.`).
+    #[serde(default = "default_calls_command")]
+    pub calls_command: String,
+    /// Like `registrations_pattern`, for the output of `calls_command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_pattern: Option<String>,
+    /// How long after a flip calls are counted (`0s`: not at all).
+    #[serde(default = "default_registrations_watch", with = "humantime_serde")]
+    pub calls_watch: Duration,
+    /// Time between two call counts (each bounded by `fence_timeout`).
+    #[serde(default = "default_registrations_interval", with = "humantime_serde")]
+    pub calls_interval: Duration,
 }
 
 impl Default for FailoverSpec {
@@ -97,6 +111,10 @@ impl Default for FailoverSpec {
             registrations_pattern: None,
             registrations_watch: default_registrations_watch(),
             registrations_interval: default_registrations_interval(),
+            calls_command: default_calls_command(),
+            calls_pattern: None,
+            calls_watch: default_registrations_watch(),
+            calls_interval: default_registrations_interval(),
         }
     }
 }
@@ -121,6 +139,9 @@ fn default_preconditions_interval() -> Duration {
 }
 fn default_registrations_command() -> String {
     "fs_cli -x 'show registrations'".to_owned()
+}
+fn default_calls_command() -> String {
+    "fs_cli -x 'show calls count'".to_owned()
 }
 fn default_registrations_watch() -> Duration {
     Duration::from_secs(60)
@@ -158,6 +179,43 @@ mod tests {
         assert_eq!(f.registrations_command, "fs_cli -x 'show registrations'");
         assert_eq!(f.registrations_pattern, None);
         assert_eq!(f.registrations_watch, std::time::Duration::from_secs(60));
+        assert_eq!(f.calls_command, "fs_cli -x 'show calls count'");
+        assert_eq!(f.calls_pattern, None);
+        assert_eq!(
+            (f.calls_watch, f.calls_interval),
+            (f.registrations_watch, f.registrations_interval)
+        );
+    }
+
+    #[test]
+    fn call_count_settings_parse_and_bad_ones_name_their_keys() {
+        let c = ClusterConfig::from_toml_str(&with_failover(
+            "calls_command = \"kamcmd dlg.stats_active\"\n\
+             calls_pattern = 'ongoing: (\\d+)'\ncalls_watch = \"20s\"\ncalls_interval = \"2s\"",
+        ))
+        .unwrap();
+        assert_eq!(c.failover.calls_command, "kamcmd dlg.stats_active");
+        assert_eq!(c.failover.calls_pattern.as_deref(), Some(r"ongoing: (\d+)"));
+        assert_eq!(
+            (c.failover.calls_watch, c.failover.calls_interval),
+            (
+                std::time::Duration::from_secs(20),
+                std::time::Duration::from_secs(2)
+            )
+        );
+        let err = ClusterConfig::from_toml_str(&with_failover(
+            "calls_command = \" \"\ncalls_pattern = '(a)(b)'\ncalls_interval = \"0s\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        for key in [
+            "failover.calls_command",
+            "failover.calls_pattern",
+            "failover.calls_interval",
+        ] {
+            assert!(err.contains(key), "{key} missing in: {err}");
+        }
+        assert!(err.contains("2 capture groups"), "{err}");
     }
 
     #[test]

@@ -25,6 +25,8 @@ mod node;
 mod policy;
 mod problem;
 mod replication;
+mod sequences;
+mod upgrade;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +43,8 @@ pub use node::{
 pub use policy::PolicySpec;
 pub use problem::ConfigProblem;
 pub use replication::{HBA_METHODS, ReplicationSpec};
+pub use sequences::{ByteSize, SequenceStrategy, SequencesSpec, human_bytes};
+pub use upgrade::{DEFAULT_STATE_FILE, FIRST_ACTIVE, UpgradeCommand, UpgradeSpec};
 
 use crate::{Error, Result};
 
@@ -64,6 +68,9 @@ pub struct ClusterConfig {
     /// What the failover controller does: fencing, notifications, audit log, metrics, gates.
     #[serde(default)]
     pub failover: FailoverSpec,
+    /// The multinode update procedure (`fspbx-ha upgrade`); FS PBX's commands by default.
+    #[serde(default)]
+    pub upgrade: UpgradeSpec,
 }
 
 const TEMPLATE: &str = include_str!("template.toml");

@@ -9,6 +9,8 @@ use std::time::Duration;
 use fspbx_ha_secret::SecretRef;
 use serde::{Deserialize, Serialize};
 
+use super::sequences::{ByteSize, SequencesSpec};
+
 /// How the pair replicates (`[replication]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +65,18 @@ pub struct ReplicationSpec {
     /// standard input; the tool appends `-v ON_ERROR_STOP=1` and the database name.
     #[serde(default = "default_psql_command")]
     pub psql_command: Vec<String>,
+    /// WAL a publisher's slot may retain before `status` warns (`"1GB"`); PostgreSQL's own hard
+    /// limit is the server setting `max_slot_wal_keep_size`.
+    #[serde(default = "default_slot_max_retained")]
+    pub slot_max_retained: ByteSize,
+    /// How serial and identity columns are kept from colliding (`[replication.sequences]`).
+    #[serde(default)]
+    pub sequences: SequencesSpec,
+    /// Shell command run on a subscriber node over SSH that prints the end of its PostgreSQL
+    /// server log; `replication conflicts` reads the apply worker's error (key, table, LSN)
+    /// from it. The default reads the newest log under `/var/log/postgresql/` (Debian).
+    #[serde(default = "default_log_command")]
+    pub log_command: String,
 }
 
 impl Default for ReplicationSpec {
@@ -82,6 +96,9 @@ impl Default for ReplicationSpec {
             restart_command: default_restart_command(),
             pg_dump_command: default_pg_dump_command(),
             psql_command: default_psql_command(),
+            slot_max_retained: default_slot_max_retained(),
+            sequences: SequencesSpec::default(),
+            log_command: default_log_command(),
         }
     }
 }
@@ -126,6 +143,12 @@ fn default_pg_dump_command() -> Vec<String> {
     ["sudo", "-u", "postgres", "pg_dump"]
         .map(String::from)
         .to_vec()
+}
+fn default_slot_max_retained() -> ByteSize {
+    ByteSize(1 << 30)
+}
+fn default_log_command() -> String {
+    "tail -n 5000 \"$(ls -t /var/log/postgresql/postgresql-*.log | head -n 1)\"".into()
 }
 fn default_psql_command() -> Vec<String> {
     ["sudo", "-u", "postgres", "psql"]

@@ -15,6 +15,7 @@ pub(crate) fn validate(config: &ClusterConfig) -> Vec<ConfigProblem> {
     v.policy(config);
     v.replication(config);
     v.failover(config);
+    v.upgrade(config);
     v.problems
 }
 
@@ -351,6 +352,11 @@ impl Validator {
             &r.restart_command,
             "a shell command",
         );
+        self.non_empty(
+            "replication.log_command".into(),
+            &r.log_command,
+            "a shell command printing the end of the PostgreSQL log",
+        );
         if r.pg_dump_command.is_empty() {
             self.push(
                 "replication.pg_dump_command",
@@ -364,6 +370,58 @@ impl Validator {
                 "a program and its leading arguments",
                 "[]",
             );
+        }
+        if r.slot_max_retained.bytes() == 0 {
+            self.push(
+                "replication.slot_max_retained",
+                "a size above zero (e.g. \"1GB\")",
+                "0",
+            );
+        }
+        self.sequences(&r.sequences, c.nodes.len());
+    }
+
+    fn sequences(&mut self, s: &super::SequencesSpec, nodes: usize) {
+        if s.margin < 0 {
+            self.push(
+                "replication.sequences.margin",
+                "0 or more",
+                s.margin.to_string(),
+            );
+        }
+        if s.strategy != super::SequenceStrategy::Interleave {
+            return;
+        }
+        if !(2..=1_000_000).contains(&s.step) {
+            self.push(
+                "replication.sequences.step",
+                "2..=1000000 (2 for a pair: node A odd, node B even)",
+                s.step.to_string(),
+            );
+            return;
+        }
+        if s.offsets.len() != nodes {
+            self.push(
+                "replication.sequences.offsets",
+                format!("one offset per node ({nodes}), in [[nodes]] order, e.g. [1, 2]"),
+                format!("{:?}", s.offsets),
+            );
+        }
+        let mut seen = HashSet::new();
+        for (i, o) in s.offsets.iter().enumerate() {
+            if !(1..=s.step).contains(o) {
+                self.push(
+                    format!("replication.sequences.offsets[{i}]"),
+                    format!("1..={} (at most the step)", s.step),
+                    o.to_string(),
+                );
+            } else if !seen.insert(o.rem_euclid(s.step)) {
+                self.push(
+                    format!("replication.sequences.offsets[{i}]"),
+                    "an offset no other node uses (the nodes' values would collide)",
+                    o.to_string(),
+                );
+            }
         }
     }
 }
@@ -399,30 +457,40 @@ impl Validator {
                 "an empty path",
             );
         }
-        self.non_empty(
-            "failover.registrations_command".into(),
-            &f.registrations_command,
-            "a shell command printing the node's registrations",
-        );
-        self.positive(
-            "failover.registrations_interval".into(),
-            f.registrations_interval,
-        );
-        if let Some(p) = &f.registrations_pattern {
-            const EXPECTED: &str =
-                "a regular expression with exactly one capture group, e.g. '^(\\d+) total\\.$'";
-            match regex::Regex::new(p) {
-                Err(e) => self.push(
-                    "failover.registrations_pattern",
-                    EXPECTED,
-                    format!("{p:?}, which does not compile: {e}"),
-                ),
-                Ok(re) if re.captures_len() != 2 => self.push(
-                    "failover.registrations_pattern",
-                    EXPECTED,
-                    format!("{p:?}, with {} capture groups", re.captures_len() - 1),
-                ),
-                Ok(_) => {}
+        for (kind, command, pattern, interval, what) in [
+            (
+                "registrations",
+                &f.registrations_command,
+                &f.registrations_pattern,
+                f.registrations_interval,
+                "a shell command printing the node's registrations",
+            ),
+            (
+                "calls",
+                &f.calls_command,
+                &f.calls_pattern,
+                f.calls_interval,
+                "a shell command printing the node's calls",
+            ),
+        ] {
+            self.non_empty(format!("failover.{kind}_command"), command, what);
+            self.positive(format!("failover.{kind}_interval"), interval);
+            if let Some(p) = pattern {
+                const EXPECTED: &str =
+                    "a regular expression with exactly one capture group, e.g. '^(\\d+) total\\.$'";
+                match regex::Regex::new(p) {
+                    Err(e) => self.push(
+                        format!("failover.{kind}_pattern"),
+                        EXPECTED,
+                        format!("{p:?}, which does not compile: {e}"),
+                    ),
+                    Ok(re) if re.captures_len() != 2 => self.push(
+                        format!("failover.{kind}_pattern"),
+                        EXPECTED,
+                        format!("{p:?}, with {} capture groups", re.captures_len() - 1),
+                    ),
+                    Ok(_) => {}
+                }
             }
         }
     }
@@ -448,4 +516,43 @@ pub(crate) fn is_dns_name(s: &str) -> bool {
                 && l.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
+}
+
+impl Validator {
+    fn upgrade(&mut self, c: &ClusterConfig) {
+        let u = &c.upgrade;
+        if !u.workdir.starts_with('/') {
+            self.push(
+                "upgrade.workdir",
+                "an absolute path on the nodes (FS PBX: /var/www/fspbx)",
+                format!("{:?}", u.workdir),
+            );
+        }
+        if !u.first.eq_ignore_ascii_case(super::FIRST_ACTIVE) && c.node(&u.first).is_none() {
+            let names: Vec<&str> = c.nodes.iter().map(|n| n.name.as_str()).collect();
+            self.push(
+                "upgrade.first",
+                format!("\"active\" or a node name ({})", names.join(", ")),
+                format!("{:?}", u.first),
+            );
+        }
+        for (key, cmd) in [
+            ("upgrade.update_code", &u.update_code),
+            ("upgrade.migrate", &u.migrate),
+            ("upgrade.delete_last_batch", &u.delete_last_batch),
+            ("upgrade.refresh_subscriptions", &u.refresh_subscriptions),
+        ] {
+            self.non_empty(format!("{key}.run"), &cmd.run, "a shell command");
+            if let Some(t) = cmd.timeout {
+                self.positive(format!("{key}.timeout"), t);
+            }
+        }
+        self.positive("upgrade.command_timeout".into(), u.command_timeout);
+        self.positive("upgrade.sync_timeout".into(), u.sync_timeout);
+        if let Some(p) = &u.state_file
+            && p.as_os_str().is_empty()
+        {
+            self.push("upgrade.state_file", "a file path", "an empty string");
+        }
+    }
 }

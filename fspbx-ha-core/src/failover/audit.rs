@@ -18,7 +18,7 @@ pub struct AuditRecord {
     pub at: SystemTime,
     /// What happened: `start`, `stop`, `record`, `round`, `health`, `decision`, `flip`,
     /// `flip_failed`, `fence`, `notify`, `notify_failed`, `preconditions`, `switchover`,
-    /// `registrations`.
+    /// `registrations`, `calls`.
     pub event: String,
     /// The node concerned, if one is.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -11,9 +11,10 @@
 //!   (in the background) or before it (`failover.fence_before_flip`), bounded by
 //!   `failover.fence_timeout`;
 //! - **notify**: `failover.notify_command` and/or `failover.webhook`;
-//! - **verify**: after a successful flip, `failover.registrations_command` is sampled on the
-//!   new active node for `failover.registrations_watch` in a background task
-//!   ([`registrations`](super::registrations)), each sample a `registrations` audit record.
+//! - **verify**: after a successful flip, `failover.registrations_command` and
+//!   `failover.calls_command` are sampled on the new active node for
+//!   `failover.registrations_watch` / `failover.calls_watch` in one background task
+//!   ([`counts`](super::counts)), each sample a `registrations` or `calls` audit record.
 //!
 //! Every decision and outcome goes to the audit log (`failover.audit_log`, JSON lines); a
 //! [`ControllerStatus`] snapshot feeds `/metrics` and `/health` (`failover.metrics_listen`).
@@ -34,14 +35,13 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::audit::{AuditLog, AuditRecord};
+use super::counts::{self, CountKind, CountWatch};
 use super::fence::{FenceReport, fence};
 use super::metrics::{ControllerStatus, MetricsServer};
 use super::notify::{Notification, Notifier};
-use super::registrations;
+use super::preconditions::{self, Measurement, Preconditions};
 use super::switchover::{self as steps, StepStatus, SwitchoverStep};
-use super::{
-    Action, FailoverPolicy, Health, Input, NodeId, PolicySettings, Requirement, preconditions,
-};
+use super::{Action, FailoverPolicy, Health, Input, NodeId, PolicySettings, Requirement};
 use crate::config::{ClusterConfig, ConfigProblem, PgProbeMode};
 use crate::floating::{FlipOptions, FlipReport, Floating, Target, active_index};
 use crate::probe::{Observation, ProbeKind, ProbeSet};
@@ -200,11 +200,11 @@ pub struct Controller {
     last_fence: [Option<Instant>; 2],
     last_flip: Option<FlipOutcome>,
     tasks: JoinSet<()>,
-    /// The registrations watch after the last flip (replaced by the next flip, aborted at the
-    /// end of `run`).
-    registrations: Option<tokio::task::JoinHandle<()>>,
+    /// The registrations and calls watch after the last flip (replaced by the next flip,
+    /// aborted at the end of `run`).
+    counts: Option<tokio::task::JoinHandle<()>>,
     metrics: Option<MetricsServer>,
-    preconditions: Option<mpsc::UnboundedReceiver<std::result::Result<Vec<Input>, String>>>,
+    preconditions: Option<mpsc::UnboundedReceiver<Measurement>>,
     preconditions_seen: Option<String>,
 }
 
@@ -299,7 +299,7 @@ impl Controller {
             record_read: None,
             record_error: None,
             last_fence: [None, None],
-            registrations: None,
+            counts: None,
             last_flip: None,
             tasks: JoinSet::new(),
             metrics,
@@ -386,7 +386,7 @@ impl Controller {
         if let Some(t) = metrics_task {
             t.abort();
         }
-        if let Some(t) = self.registrations.take() {
+        if let Some(t) = self.counts.take() {
             t.abort();
         }
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -419,8 +419,9 @@ impl Controller {
     }
 
     /// A planned move of the floating record to `to`:
-    /// 1. both nodes measured for `rise` rounds (and the preconditions once); the policy must
-    ///    allow the move (target healthy, gates hold);
+    /// 1. both nodes measured for `rise` rounds, up to `rise + fall` while the target is not
+    ///    yet `Up` (and the preconditions once); the policy must allow the move (target
+    ///    healthy, gates hold);
     /// 2. replication healthy both ways, then **caught up**: a heartbeat written on the active
     ///    node now is visible on `to`; then `to`'s **sequences moved** to the active node's
     ///    last values + [`steps::SEQUENCE_MARGIN`] (all three when `failover.lag` is `hard`
@@ -460,21 +461,24 @@ impl Controller {
             .active()
             .map(|n| self.config.nodes[n.index()].name.clone());
         if preconditions::measured(&self.config) {
-            match preconditions::measure(&self.config).await {
-                Ok(inputs) => self.feed_preconditions(inputs).await,
-                Err(e) => self.audit.write(&AuditRecord::new(
-                    "preconditions",
-                    "warning",
-                    format!("cannot measure replication lag / schema parity: {e}"),
-                )),
-            }
+            let m = Preconditions::new().measure(&self.config).await;
+            self.feed_preconditions(m).await;
         }
-        let rounds = self.config.policy.rise.max(1);
-        for i in 0..rounds {
+        // `rise` rounds make a healthy target `Up`; one slow answer among them (a loaded
+        // machine) is given up to `fall` more rounds before the switchover is refused.
+        let (rise, fall) = (
+            self.config.policy.rise.max(1),
+            self.config.policy.fall.max(1),
+        );
+        for i in 0..rise + fall {
             if i > 0 {
                 tokio::time::sleep(self.config.policy.interval).await;
             }
             self.round().await;
+            let last_ok = self.status().nodes[to.index()].last_round_ok == Some(true);
+            if i + 1 >= rise && last_ok && self.policy.health(to) == Health::Up {
+                break;
+            }
         }
         let health = [self.policy.health(NodeId::A), self.policy.health(NodeId::B)];
         // The decision is taken on a copy: only a switchover that goes ahead (not a dry run, not
@@ -762,12 +766,19 @@ impl Controller {
         let config = self.config.clone();
         let every = config.failover.preconditions_interval;
         Some(tokio::spawn(async move {
+            let mut gates = Preconditions::new();
             loop {
-                let r = match tokio::time::timeout(every, preconditions::measure(&config)).await {
-                    Ok(r) => r.map_err(|e| e.to_string()),
-                    Err(_) => Err(format!("the measurement took longer than {every:?}")),
+                let m = match tokio::time::timeout(every, gates.measure(&config)).await {
+                    Ok(m) => m,
+                    Err(_) => {
+                        gates = Preconditions::new();
+                        Measurement {
+                            inputs: vec![],
+                            problems: vec![format!("the measurement took longer than {every:?}")],
+                        }
+                    }
                 };
-                if tx.send(r).is_err() {
+                if tx.send(m).is_err() {
                     break;
                 }
                 tokio::time::sleep(every).await;
@@ -775,16 +786,27 @@ impl Controller {
         }))
     }
 
-    async fn feed_preconditions(&mut self, inputs: Vec<Input>) {
-        let seen = format!("{inputs:?}");
+    /// Feeds a measurement to the policy; what it found and what it could not measure are
+    /// audited when they differ from the last measurement.
+    async fn feed_preconditions(&mut self, m: Measurement) {
+        let seen = format!("{:?} {:?}", m.inputs, m.problems);
         if self.preconditions_seen.as_deref() != Some(&seen) {
-            self.audit.write(
-                &AuditRecord::new("preconditions", "info", "preconditions measured")
-                    .detail(&inputs),
-            );
+            if !m.inputs.is_empty() {
+                self.audit.write(
+                    &AuditRecord::new("preconditions", "info", "preconditions measured")
+                        .detail(&m.inputs),
+                );
+            }
+            for p in &m.problems {
+                self.audit.write(&AuditRecord::new(
+                    "preconditions",
+                    "warning",
+                    format!("cannot measure (the last measurement stays in force): {p}"),
+                ));
+            }
             self.preconditions_seen = Some(seen);
         }
-        for input in inputs {
+        for input in m.inputs {
             let actions = self.policy.handle(input, Instant::now());
             self.execute(actions).await;
         }
@@ -798,24 +820,8 @@ impl Controller {
                 arrived.push(r);
             }
         }
-        for r in arrived {
-            match r {
-                Ok(inputs) => self.feed_preconditions(inputs).await,
-                Err(e) => {
-                    let seen = format!("error: {e}");
-                    if self.preconditions_seen.as_deref() != Some(&seen) {
-                        self.audit.write(&AuditRecord::new(
-                            "preconditions",
-                            "warning",
-                            format!(
-                                "cannot measure replication lag / schema parity (the last \
-                                 measurement stays in force): {e}"
-                            ),
-                        ));
-                        self.preconditions_seen = Some(seen);
-                    }
-                }
-            }
+        for m in arrived {
+            self.feed_preconditions(m).await;
         }
         if self
             .record_read
@@ -1099,42 +1105,31 @@ impl Controller {
         }
     }
 
-    /// Starts sampling the registrations on `node` (the new active node) in the background,
-    /// replacing the watch of an earlier flip; nothing when `registrations_watch` is `0s`.
-    fn watch_registrations(&mut self, node: NodeId) {
-        if let Some(t) = self.registrations.take() {
+    /// Starts counting registrations and calls on `node` (the new active node) in the
+    /// background, replacing the watch of an earlier flip; nothing when both watches are `0s`.
+    fn watch_counts(&mut self, node: NodeId) {
+        if let Some(t) = self.counts.take() {
             t.abort();
         }
-        let f = &self.config.failover;
-        if f.registrations_watch.is_zero() {
+        let mut watches = vec![];
+        for kind in CountKind::ALL {
+            match CountWatch::from_spec(&self.config.failover, kind) {
+                Ok(Some(w)) => watches.push(w),
+                Ok(None) => {}
+                Err(e) => self.audit.write(&AuditRecord::new(
+                    kind.event(),
+                    "warning",
+                    format!("{kind} not counted: {e}"),
+                )),
+            }
+        }
+        if watches.is_empty() {
             return;
         }
-        // Validation compiled the pattern already (a configuration built in code may not be).
-        let pattern = match &f.registrations_pattern {
-            Some(p) => match regex::Regex::new(p) {
-                Ok(re) => Some(re),
-                Err(e) => {
-                    self.audit.write(&AuditRecord::new(
-                        registrations::EVENT,
-                        "warning",
-                        format!("registrations not sampled: failover.registrations_pattern: {e}"),
-                    ));
-                    return;
-                }
-            },
-            None => None,
-        };
-        let w = registrations::RegistrationsWatch {
-            command: f.registrations_command.clone(),
-            pattern,
-            watch: f.registrations_watch,
-            interval: f.registrations_interval,
-            timeout: f.fence_timeout,
-        };
         let spec = self.config.nodes[node.index()].clone();
-        self.registrations = Some(tokio::spawn(registrations::watch(
+        self.counts = Some(tokio::spawn(counts::watch(
             spec,
-            w,
+            watches,
             Instant::now(),
             self.audit.clone(),
         )));
@@ -1213,7 +1208,7 @@ impl Controller {
                 st.pending_flip = None;
                 drop(st);
                 self.notify(level, "flip", message);
-                self.watch_registrations(to);
+                self.watch_counts(to);
             }
             Ok(Err(e)) => {
                 cas_lost = matches!(

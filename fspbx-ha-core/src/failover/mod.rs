@@ -10,7 +10,7 @@
 //!   notifications), [`audit`] its JSON-lines log, [`metrics`] its `/metrics` and `/health`.
 //! - [`fence`], [`notify`], [`preconditions`]: the actions and measurements it uses.
 //! - [`switchover`]: a planned move's replication steps (catch-up, sequences, drain).
-//! - [`registrations`]: after a flip, phone registrations sampled on the new active node.
+//! - [`counts`]: after a flip, phone registrations and calls sampled on the new active node.
 //! - [`report`]: `failover status` (audit tail, active node, controller health).
 //!
 //! ```no_run
@@ -28,22 +28,22 @@
 
 pub mod audit;
 pub mod controller;
+pub mod counts;
 pub mod fence;
 pub mod metrics;
 pub mod notify;
 pub mod policy;
 pub mod preconditions;
-pub mod registrations;
 pub mod report;
 pub mod switchover;
 
 pub use audit::{AuditLog, AuditRecord, read_tail};
 pub use controller::{Controller, FlipOutcome, SwitchoverReport};
+pub use counts::{CountKind, CountSample, RegistrationSample, count_total};
 pub use metrics::{ControllerStatus, MetricsServer, NodeStatus, render_prometheus};
 pub use policy::{
     Action, FailoverPolicy, Health, Input, NodeId, PolicySettings, Precondition, Requirement,
 };
-pub use registrations::{RegistrationSample, count_registrations};
 pub use report::{ControllerHealth, FailoverStatusReport, ask_health, status_report};
 pub use switchover::{SEQUENCE_MARGIN, StepStatus, SwitchoverStep};
 

@@ -237,6 +237,8 @@ pub struct FailoverPolicy {
     last_flip: Option<Instant>,
     pending: Option<PendingFlip>,
     both_down_alerted: bool,
+    /// The last "failover blocked" alert (repeated only when its reason changes).
+    blocked_alerted: Option<String>,
 }
 
 impl FailoverPolicy {
@@ -250,6 +252,7 @@ impl FailoverPolicy {
             last_flip: None,
             pending: None,
             both_down_alerted: false,
+            blocked_alerted: None,
         }
     }
 
@@ -421,7 +424,10 @@ impl FailoverPolicy {
         check(
             self.settings.sync_requirement,
             st.sync_complete == Some(true),
-            format!("Syncthing folders on {to:?} are not known to be complete"),
+            match st.sync_complete {
+                Some(_) => format!("Syncthing folders on {to:?} are not complete"),
+                None => format!("Syncthing completion of {to:?} is unknown"),
+            },
         );
         (hard, soft)
     }
@@ -471,15 +477,21 @@ impl FailoverPolicy {
             }
             let (hard, soft) = self.unmet(standby);
             if !hard.is_empty() {
-                actions.push(Action::Notify {
-                    level: "critical",
-                    message: format!(
-                        "node {active:?} is down but failover to {standby:?} is blocked: {}",
-                        hard.join("; ")
-                    ),
-                });
+                let message = format!(
+                    "node {active:?} is down but failover to {standby:?} is blocked: {}",
+                    hard.join("; ")
+                );
+                // Said once per reason, not on every round while it lasts.
+                if self.blocked_alerted.as_deref() != Some(&message) {
+                    self.blocked_alerted = Some(message.clone());
+                    actions.push(Action::Notify {
+                        level: "critical",
+                        message,
+                    });
+                }
                 return actions;
             }
+            self.blocked_alerted = None;
             if !soft.is_empty() {
                 actions.push(Action::Notify {
                     level: "warning",
@@ -494,6 +506,11 @@ impl FailoverPolicy {
                 &mut actions,
             );
             return actions;
+        }
+        if ha != Health::Down {
+            // The active node recovered: a later failure is a new incident, alerted anew. (A
+            // standby briefly not eligible does not count: the same block is not said twice.)
+            self.blocked_alerted = None;
         }
 
         let preferred = self.settings.preferred;

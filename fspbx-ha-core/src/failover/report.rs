@@ -1,6 +1,6 @@
 //! `failover status`: the last decisions from the audit log, who the floating record says is
-//! active, whether a running controller reports itself healthy, and the registrations counted
-//! on the new active node since the last flip.
+//! active, whether a running controller reports itself healthy, and the registrations and calls
+//! counted on the new active node since the last flip.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,13 +10,13 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::audit::{AuditRecord, read_tail};
-use super::registrations::{RegistrationSample, samples_in};
+use super::counts::{CountKind, CountSample, samples_in};
 use crate::Result;
 use crate::config::ClusterConfig;
 use crate::floating::{Floating, active_node};
 
-/// How many audit records are searched for registration samples.
-pub const REGISTRATIONS_TAIL: usize = 2000;
+/// How many audit records are searched for count samples (registrations, calls).
+pub const COUNTS_TAIL: usize = 2000;
 
 /// How long asking the controller's `/health` may take.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -46,7 +46,9 @@ pub struct FailoverStatusReport {
     /// The controller's `/health`, when `failover.metrics_listen` is set.
     pub controller: Option<ControllerHealth>,
     /// The registration samples taken after the last flip (from the audit log), oldest first.
-    pub registrations: Vec<RegistrationSample>,
+    pub registrations: Vec<CountSample>,
+    /// The call counts taken after the last flip (from the audit log), oldest first.
+    pub calls: Vec<CountSample>,
 }
 
 impl FailoverStatusReport {
@@ -91,15 +93,16 @@ pub async fn ask_health(addr: SocketAddr) -> ControllerHealth {
 }
 
 /// The last `last` audit records, the floating record's node and the controller's health.
-/// The registration samples are those after the last `flip` record among the last
-/// [`REGISTRATIONS_TAIL`] records, whatever `last` is.
+/// The registration and call samples are those after the last `flip` record among the last
+/// [`COUNTS_TAIL`] records, whatever `last` is.
 pub async fn status_report(config: &ClusterConfig, last: usize) -> Result<FailoverStatusReport> {
-    let wide = read_tail(&config.failover.audit_log, last.max(REGISTRATIONS_TAIL))?;
+    let wide = read_tail(&config.failover.audit_log, last.max(COUNTS_TAIL))?;
     let since_flip = wide
         .iter()
         .rposition(|r| r.event == "flip")
         .map_or(&wide[..], |i| &wide[i + 1..]);
-    let registrations = samples_in(since_flip);
+    let registrations = samples_in(since_flip, CountKind::Registrations);
+    let calls = samples_in(since_flip, CountKind::Calls);
     let recent = wide[wide.len().saturating_sub(last)..].to_vec();
     let (active, record_error) = match Floating::new(config) {
         Ok(f) => {
@@ -126,5 +129,6 @@ pub async fn status_report(config: &ClusterConfig, last: usize) -> Result<Failov
         record_error,
         controller,
         registrations,
+        calls,
     })
 }

@@ -19,8 +19,10 @@ use serde::Serialize;
 use crate::config::ClusterConfig;
 use crate::replication::{self, Pair, SequenceMove, Side, Verdict};
 
-/// How far past the active node's last value the target's sequences are set: room for rows
-/// the old node still accepts between the sequence move and clients following the record.
+/// How far past the active node's last value the target's sequences are set by default
+/// (`replication.sequences.margin`): room for rows the old node still accepts between the
+/// sequence move and clients following the record. With `strategy = "interleave"` only
+/// sequences not interleaved yet are moved.
 pub const SEQUENCE_MARGIN: i64 = 1000;
 
 /// How a switchover step ended.
@@ -220,7 +222,10 @@ pub(crate) async fn before_flip(
     }
 
     let started = Instant::now();
-    match replication::move_sequences(&pair, to_side, from_side, SEQUENCE_MARGIN, dry_run).await {
+    let margin = config.replication.sequences.margin;
+    let interleave =
+        config.replication.sequences.strategy == crate::config::SequenceStrategy::Interleave;
+    match replication::move_sequences(&pair, to_side, from_side, margin, dry_run).await {
         Ok(moves) => {
             let mut s = SwitchoverStep::new(
                 "sequences",
@@ -230,7 +235,12 @@ pub(crate) async fn before_flip(
                     StepStatus::Done
                 },
                 format!(
-                    "{} on node {to_name} to node {from_name}'s last values + {SEQUENCE_MARGIN}: {}",
+                    "{}{} on node {to_name} to node {from_name}'s last values + {margin}: {}",
+                    if interleave {
+                        "interleave: sequences already interleaved stay; others "
+                    } else {
+                        ""
+                    },
                     if dry_run { "would move" } else { "moved" },
                     describe(&moves)
                 ),
@@ -265,7 +275,8 @@ pub(crate) async fn after_flip(
     let timeout = config.replication.heartbeat_timeout;
     let started = Instant::now();
     let caught = replication::wait_caught_up(pair, from_side, timeout).await;
-    let moves = replication::move_sequences(pair, to_side, from_side, SEQUENCE_MARGIN, false).await;
+    let margin = config.replication.sequences.margin;
+    let moves = replication::move_sequences(pair, to_side, from_side, margin, false).await;
     let (status, detail, moved) = match (caught, moves) {
         (Ok(Some(took)), Ok(m)) => (
             StepStatus::Done,

@@ -57,8 +57,10 @@ pub fn sequence_moves(
 }
 
 /// Reads both nodes' sequences and moves node `on`'s up to node `from`'s last values plus
-/// `margin` (`setval(…, true)`: the next value is one more). With `dry_run`, only says what
-/// it would move. Returns the moves.
+/// `margin` (`setval(…, true)`: the next value is one more). With
+/// `replication.sequences.strategy = "interleave"`, sequences of `on` that already draw from
+/// its own class are left alone (they cannot collide); the others (created since the
+/// interleave, say) are moved. With `dry_run`, only says what it would move. Returns the moves.
 pub async fn move_sequences(
     pair: &Pair,
     on: Side,
@@ -69,7 +71,9 @@ pub async fn move_sequences(
     let conn = pair.pg(on);
     let (mine, theirs) =
         futures_util::future::join(read_sequences(conn), read_sequences(pair.pg(from))).await;
-    let moves = sequence_moves(&mine?, &theirs?, margin);
+    let interleaved = super::sequences::interleaved_on(pair, on).await?;
+    let mut moves = sequence_moves(&mine?, &theirs?, margin);
+    moves.retain(|m| !interleaved.contains(&m.sequence));
     if !dry_run {
         for m in &moves {
             conn.client()

@@ -653,3 +653,143 @@ pub(crate) async fn hba_has_rule(
         .map_err(conn.query_error("reading pg_hba_file_rules"))?
         .get(0))
 }
+
+/// A column of a table, as drift compares it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnDetail {
+    /// Name.
+    pub name: String,
+    /// Type with modifiers (`character varying(255)`).
+    pub data_type: String,
+    /// `NOT NULL`.
+    pub not_null: bool,
+}
+
+/// A table's shape in detail: what logical replication matches on (columns by name and type),
+/// its keys, its replica identity and whether the node's publication publishes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableDetail {
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+    /// Columns in their order.
+    pub columns: Vec<ColumnDetail>,
+    /// Primary key columns in key order (empty: none).
+    pub primary_key: Vec<String>,
+    /// Other unique indexes, each as `col1,col2` (sorted).
+    pub unique_keys: Vec<String>,
+    /// `default`, `nothing`, `full` or `index (col,…)`.
+    pub replica_identity: String,
+    /// In the node's publication (`None`: the publication does not exist).
+    pub published: Option<bool>,
+}
+
+impl TableDetail {
+    /// `"schema"."name"`.
+    pub fn qualified(&self) -> String {
+        qualified(&self.schema, &self.name)
+    }
+}
+
+/// Every user table of a node in detail ([`TableDetail`]), for the schema drift report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaSnapshot {
+    /// Node name.
+    pub node: String,
+    /// The node's publication.
+    pub publication: String,
+    /// It exists.
+    pub publication_exists: bool,
+    /// Tables by schema and name.
+    pub tables: Vec<TableDetail>,
+}
+
+/// Reads a node's tables in detail, `except_schema` (the heartbeat's) left out; `publication`
+/// is the node's own publication.
+pub async fn read_schema(
+    conn: &PgConn,
+    node: &str,
+    publication: &str,
+    except_schema: &str,
+) -> Result<SchemaSnapshot> {
+    let c = conn.client();
+    let publication_exists: bool = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1)",
+            &[&publication],
+        )
+        .await
+        .map_err(conn.query_error("looking for the publication"))?
+        .get(0);
+    let sql = format!(
+        "WITH pub AS MATERIALIZED (SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables
+                                    WHERE pubname = $1)
+         SELECT n.nspname::text, c.relname::text,
+                coalesce((SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+                           WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '{{}}'),
+                coalesce((SELECT array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)
+                            FROM pg_catalog.pg_attribute a
+                           WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '{{}}'),
+                coalesce((SELECT array_agg(a.attnotnull ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+                           WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '{{}}'),
+                coalesce((SELECT array_agg(a.attname::text ORDER BY k.ord)
+                            FROM pg_catalog.pg_index i
+                            CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                            JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                           WHERE i.indrelid = c.oid AND i.indisprimary), '{{}}'),
+                coalesce((SELECT array_agg(u.cols ORDER BY u.cols) FROM (
+                            SELECT string_agg(a.attname::text, ',' ORDER BY k.ord) AS cols
+                              FROM pg_catalog.pg_index i
+                              CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                              JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                             WHERE i.indrelid = c.oid AND i.indisunique AND NOT i.indisprimary
+                             GROUP BY i.indexrelid) u), '{{}}'),
+                CASE c.relreplident WHEN 'd' THEN 'default' WHEN 'n' THEN 'nothing' WHEN 'f' THEN 'full'
+                  ELSE 'index (' || coalesce((SELECT string_agg(a.attname::text, ',' ORDER BY k.ord)
+                            FROM pg_catalog.pg_index i
+                            CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                            JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                           WHERE i.indrelid = c.oid AND i.indisreplident), '?') || ')' END,
+                EXISTS (SELECT 1 FROM pub WHERE pub.schemaname = n.nspname AND pub.tablename = c.relname)
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE {USER_TABLES} AND n.nspname <> $2
+          ORDER BY 1, 2"
+    );
+    let rows = c
+        .query(&sql, &[&publication, &except_schema])
+        .await
+        .map_err(conn.query_error("reading table columns and keys"))?;
+    let tables = rows
+        .iter()
+        .map(|r| {
+            let names: Vec<String> = r.get(2);
+            let types: Vec<String> = r.get(3);
+            let not_null: Vec<bool> = r.get(4);
+            TableDetail {
+                schema: r.get(0),
+                name: r.get(1),
+                columns: names
+                    .into_iter()
+                    .zip(types)
+                    .zip(not_null)
+                    .map(|((name, data_type), not_null)| ColumnDetail {
+                        name,
+                        data_type,
+                        not_null,
+                    })
+                    .collect(),
+                primary_key: r.get(5),
+                unique_keys: r.get(6),
+                replica_identity: r.get(7),
+                published: publication_exists.then(|| r.get(8)),
+            }
+        })
+        .collect();
+    Ok(SchemaSnapshot {
+        node: node.to_string(),
+        publication: publication.to_string(),
+        publication_exists,
+        tables,
+    })
+}

@@ -8,10 +8,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use super::drift::{DriftReport, drift};
 use super::pair::Pair;
 use super::plan::Side;
+use super::sequences::{SequenceCompliance, check_sequences};
+use super::slots::{SlotSafety, slot_safety};
 use super::sql::{ConnInfo, literal, qualified};
 use crate::Result;
+use crate::config::human_bytes;
 use crate::pg::PgConn;
 
 /// One word for the pair.
@@ -55,6 +59,11 @@ pub struct SlotStatus {
     pub active: bool,
     /// WAL kept for it, in bytes.
     pub retained_bytes: Option<i64>,
+    /// `wal_status`: `reserved`, `extended`, `unreserved` or `lost`.
+    pub wal_status: Option<String>,
+    /// `safe_wal_size`: bytes that can still be written before the slot is in danger (`None`
+    /// with `max_slot_wal_keep_size = -1`).
+    pub safe_wal_size: Option<i64>,
 }
 
 /// One direction (publisher → subscriber).
@@ -109,6 +118,13 @@ pub struct ReplicationStatus {
     pub reasons: Vec<String>,
     /// A → B, then B → A.
     pub directions: Vec<DirectionStatus>,
+    /// Schema drift between the nodes and tables a subscription does not include yet
+    /// (`None`: not readable, the reason says why).
+    pub drift: Option<DriftReport>,
+    /// The sequence strategy and whether the serial/identity sequences comply with it.
+    pub sequences: Option<SequenceCompliance>,
+    /// Every slot of both nodes with its retained WAL, `max_slot_wal_keep_size`, and warnings.
+    pub slots: Option<SlotSafety>,
 }
 
 impl ReplicationStatus {
@@ -172,13 +188,31 @@ impl ReplicationStatus {
             if let Some(s) = &d.slot {
                 let _ = writeln!(
                     out,
-                    "  slot {} on {}: {}, {} bytes of WAL retained",
+                    "  slot {} on {}: {}, {} of WAL retained, wal_status {}{}",
                     s.name,
                     d.from,
                     if s.active { "active" } else { "INACTIVE" },
-                    s.retained_bytes.map_or("?".into(), |b| b.to_string())
+                    s.retained_bytes.map_or("?".into(), human_bytes),
+                    s.wal_status.as_deref().unwrap_or("?"),
+                    s.safe_wal_size
+                        .map(|b| format!(", safe_wal_size {}", human_bytes(b)))
+                        .unwrap_or_default()
                 );
             }
+        }
+        let _ = writeln!(out);
+        if let Some(d) = &self.drift {
+            let _ = writeln!(out, "schema: {}", d.summary());
+        }
+        if let Some(s) = &self.sequences {
+            let _ = writeln!(out, "sequences: {}", s.summary());
+        }
+        if let Some(s) = &self.slots {
+            let _ = writeln!(out, "slots:");
+            for l in s.summary_lines() {
+                let _ = writeln!(out, "  {l}");
+            }
+            let _ = writeln!(out, "  ({})", s.explanation);
         }
         out
     }
@@ -233,11 +267,92 @@ pub async fn status(pair: &Pair) -> Result<ReplicationStatus> {
     }
     let max_lag = pair.config().policy.max_replication_lag.as_secs_f64();
     let (verdict, reasons) = judge(&directions, max_lag, written);
+    let (drift, sequences, slots) =
+        futures_util::future::join3(drift(pair), check_sequences(pair), slot_safety(pair)).await;
+    let mut unreadable = Vec::new();
+    let drift = keep(&mut unreadable, "schema drift", drift);
+    let sequences = keep(&mut unreadable, "sequences", sequences);
+    let slots = keep(&mut unreadable, "replication slots", slots);
+    let (broken, mut degraded) = extra_findings(drift.as_ref(), sequences.as_ref(), slots.as_ref());
+    degraded.extend(unreadable);
+    let (verdict, reasons) = merge((verdict, reasons), broken, degraded);
     Ok(ReplicationStatus {
         verdict,
         reasons,
         directions,
+        drift,
+        sequences,
+        slots,
     })
+}
+
+/// The value, or `None` with a line saying what could not be read.
+fn keep<T>(unreadable: &mut Vec<String>, what: &str, r: Result<T>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            unreadable.push(format!("cannot read {what}: {e}"));
+            None
+        }
+    }
+}
+
+/// Findings of drift, sequences and slots: (broken, degraded) lines (pure). A lost slot
+/// breaks its direction; drift, tables to refresh, non-compliant sequences and slot warnings
+/// degrade.
+pub(crate) fn extra_findings(
+    drift: Option<&DriftReport>,
+    sequences: Option<&SequenceCompliance>,
+    slots: Option<&SlotSafety>,
+) -> (Vec<String>, Vec<String>) {
+    let mut broken = Vec::new();
+    let mut degraded = Vec::new();
+    if let Some(d) = drift {
+        degraded.extend(d.findings());
+    }
+    if let Some(s) = sequences
+        && !s.compliant
+    {
+        let shown: Vec<&String> = s.problems.iter().take(3).collect();
+        degraded.push(format!(
+            "sequences do not comply with strategy {}: {}{}",
+            s.strategy,
+            shown
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+            if s.problems.len() > 3 {
+                format!(" (and {} more)", s.problems.len() - 3)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if let Some(s) = slots {
+        broken.extend(s.critical.iter().cloned());
+        degraded.extend(s.warnings.iter().cloned());
+    }
+    (broken, degraded)
+}
+
+/// Adds findings to a verdict: any broken line makes it broken, any degraded line at least
+/// degraded (pure). Broken reasons come first.
+pub(crate) fn merge(
+    (verdict, mut reasons): (Verdict, Vec<String>),
+    broken: Vec<String>,
+    degraded: Vec<String>,
+) -> (Verdict, Vec<String>) {
+    let verdict = if !broken.is_empty() || verdict == Verdict::Broken {
+        Verdict::Broken
+    } else if !degraded.is_empty() || verdict == Verdict::Degraded {
+        Verdict::Degraded
+    } else {
+        Verdict::Healthy
+    };
+    reasons.splice(0..0, broken);
+    reasons.extend(degraded);
+    (verdict, reasons)
 }
 
 async fn direction(pair: &Pair, from: Side, to: Side, sub: &str) -> Result<DirectionStatus> {
@@ -355,7 +470,8 @@ async fn direction(pair: &Pair, from: Side, to: Side, sub: &str) -> Result<Direc
             .query_opt(
                 "SELECT active,
                         pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), restart_lsn)::int8,
-                        pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), confirmed_flush_lsn)::int8
+                        pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), confirmed_flush_lsn)::int8,
+                        wal_status, safe_wal_size::int8
                    FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
                 &[&slot],
             )
@@ -366,6 +482,8 @@ async fn direction(pair: &Pair, from: Side, to: Side, sub: &str) -> Result<Direc
                 name: slot,
                 active: s.get(0),
                 retained_bytes: s.get(1),
+                wal_status: s.get(3),
+                safe_wal_size: s.get(4),
             });
             d.lag_bytes = s.get(2);
         } else {
@@ -466,13 +584,9 @@ fn judge(dirs: &[DirectionStatus], max_lag_s: f64, written: [bool; 2]) -> (Verdi
                 d.origin.as_deref().unwrap_or("any")
             ));
         }
-        match &d.slot {
-            None => broken.push(format!("{name}: no replication slot on {}", d.from)),
-            Some(s) if !s.active => degraded.push(format!(
-                "{name}: slot {} on {} is inactive and keeps WAL",
-                s.name, d.from
-            )),
-            _ => {}
+        // An inactive slot is reported by the slot safety findings.
+        if d.slot.is_none() {
+            broken.push(format!("{name}: no replication slot on {}", d.from));
         }
         if d.tables_ready < d.tables_total {
             degraded.push(format!(
@@ -543,6 +657,8 @@ mod tests {
                 name: "s".into(),
                 active: true,
                 retained_bytes: Some(10),
+                wal_status: Some("reserved".into()),
+                safe_wal_size: None,
             }),
             heartbeat_lag_s: Some(0.1),
             last_heartbeat_age_s: Some(0.1),

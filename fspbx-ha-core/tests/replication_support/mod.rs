@@ -97,6 +97,16 @@ impl LabPair {
         &self.lab.b().pg
     }
 
+    /// Node A's PostgreSQL, mutable (to stop, kill or restart it).
+    pub fn a_mut(&mut self) -> &mut PgServer {
+        &mut self.lab.a_mut().pg
+    }
+
+    /// Node B's PostgreSQL, mutable.
+    pub fn b_mut(&mut self) -> &mut PgServer {
+        &mut self.lab.b_mut().pg
+    }
+
     /// The configuration file text for this pair: the lab's cluster.toml with
     /// `replication_extra` added to its `[replication]` section.
     pub fn config_toml(&self, replication_extra: &str) -> String {

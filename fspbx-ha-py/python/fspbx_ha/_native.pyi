@@ -187,7 +187,8 @@ class Controller:
     def audit_log(self) -> str: ...
 
 def failover_status(config: ClusterConfig, *, last: int = 20) -> Dict[str, Any]:
-    """The last audit records, the active node and the controller's /health (blocks)."""
+    """The last audit records, the active node, the controller's /health and the registrations
+    and calls counted on the new active node since the last flip (blocks)."""
 
 
 class DnsError(FspbxHaError):
@@ -360,6 +361,16 @@ class ReplicationStatus:
     def reasons(self) -> List[str]: ...
     @property
     def directions(self) -> List[Dict[str, Any]]: ...
+    @property
+    def drift(self) -> Optional[Dict[str, Any]]:
+        """``{"nodes", "publication_missing", "tables", "subscriptions"}`` (see SchemaDrift)."""
+    @property
+    def sequences(self) -> Optional[Dict[str, Any]]:
+        """``{"strategy", "step", "offsets", "margin", "owned", "compliant", "problems"}``."""
+    @property
+    def slots(self) -> Optional[Dict[str, Any]]:
+        """``{"limit_bytes", "nodes": [{"node", "max_slot_wal_keep_size", "slots"}],
+        "critical", "warnings", "explanation"}``."""
     def render(self) -> str: ...
     def to_json(self) -> str: ...
 
@@ -394,6 +405,130 @@ class ReplicationPair:
     def verify(self) -> VerifyReport: ...
     def teardown_plan(self) -> ReplicationPlan: ...
     def inventories(self) -> Tuple[Dict[str, Any], Dict[str, Any]]: ...
+
+class ConflictReport:
+    """Both replication directions: flowing, failing, disabled or missing; for a stuck one the
+    apply worker's error from the subscriber's log (table, key, remote transaction, finish LSN)
+    and both versions of the conflicting row."""
+
+    @property
+    def any(self) -> bool: ...
+    @property
+    def stuck(self) -> List[str]:
+        """Names of the stuck subscriptions."""
+    @property
+    def directions(self) -> List[Dict[str, Any]]:
+        """Each: from, to, subscriber, subscription, state, reasons, sample, error_count_rise,
+        error (severity, kind, message, detail, origin, message_type, relation, remote_xid,
+        finish_lsn, key, local_row, remote_row), table, rows (subscriber_row, publisher_row),
+        skipped_changes, log_note."""
+    def render(self) -> str: ...
+    def to_json(self) -> str: ...
+
+class RemedyPlan:
+    """A remedy for one stuck subscription: steps with node and exact SQL, the consequence,
+    and what will be lost (printed so that nothing is lost silently)."""
+
+    @property
+    def subscription(self) -> str: ...
+    @property
+    def node(self) -> str:
+        """The subscriber node."""
+    @property
+    def remedy(self) -> str:
+        """``skip``, ``resync`` or ``fix_row``."""
+    @property
+    def steps(self) -> List[Dict[str, Any]]:
+        """Each: side, node, action, sql, why."""
+    @property
+    def consequence(self) -> str: ...
+    @property
+    def lost(self) -> List[str]: ...
+    @property
+    def conflict(self) -> Dict[str, Any]: ...
+    def render(self) -> str: ...
+    def to_json(self) -> str: ...
+
+class RemedyOutcome:
+    """What ``resolve_conflict`` did and the direction read again."""
+
+    @property
+    def resolved(self) -> bool: ...
+    @property
+    def heartbeat_s(self) -> Optional[float]: ...
+    @property
+    def rows_copied(self) -> Optional[int]: ...
+    @property
+    def after(self) -> Dict[str, Any]: ...
+    def to_json(self) -> str: ...
+
+def replication_conflicts(
+    pair: ReplicationPair, *, sample_interval_s: float = 1.0, read_log: bool = True
+) -> ConflictReport:
+    """Reads both subscriptions twice ``sample_interval_s`` apart; for a stuck one reads the
+    subscriber's server log over SSH (``replication.log_command``) and the conflicting row on
+    both nodes."""
+
+def conflict_summary(pair: ReplicationPair) -> Dict[str, Any]:
+    """One cheap read per direction: ``{"directions": [{"from", "to", "subscription", "state",
+    "apply_error_count", "conflicts_counted"}]}``."""
+
+def plan_resolution(
+    pair: ReplicationPair,
+    subscription: str,
+    *,
+    skip: bool = False,
+    resync: Optional[str] = None,
+    fix_row: bool = False,
+) -> RemedyPlan:
+    """The plan of exactly one remedy (nothing changes)."""
+
+def resolve_conflict(
+    pair: ReplicationPair, plan: RemedyPlan, *, resume_timeout_s: float = 60.0
+) -> RemedyOutcome:
+    """Runs the plan, waits for a heartbeat from the publisher, reads the direction again."""
+
+class SchemaDrift:
+    """Schema drift between the nodes and tables a subscription does not include yet."""
+
+    @property
+    def clean(self) -> bool:
+        """No drift and nothing to refresh."""
+    @property
+    def has_drift(self) -> bool: ...
+    @property
+    def tables(self) -> List[Dict[str, Any]]:
+        """``{"table", "changes": [{"kind", ...}]}``; kinds: ``only_on``, ``column_only_on``,
+        ``type_changed``, ``nullability_changed``, ``primary_key_changed``,
+        ``unique_keys_changed``, ``replica_identity_changed``, ``not_in_publication``."""
+    @property
+    def subscriptions(self) -> List[Dict[str, Any]]:
+        """``{"subscription", "subscriber", "publisher", "exists", "enabled", "missing",
+        "absent", "stale"}``."""
+    @property
+    def refresh_needed(self) -> List[Tuple[str, str]]:
+        """``(subscriber node, table)`` for every table a refresh would add."""
+    @property
+    def findings(self) -> List[str]: ...
+    def render(self) -> str: ...
+    def to_json(self) -> str: ...
+
+def replication_sequences(config: ClusterConfig) -> Dict[str, Any]:
+    """Both nodes' serial/identity columns (``nodes``), ``compliance`` with
+    ``[replication.sequences]`` and, with interleave, the dry-run ``plan``."""
+
+def replication_interleave(config: ClusterConfig, *, dry_run: bool = True) -> Dict[str, Any]:
+    """Interleaves the sequences (strategy ``interleave``; else ConfigError). Returns
+    ``{"applied", "step", "offsets", "changes"}``."""
+
+def replication_drift(config: ClusterConfig) -> SchemaDrift: ...
+
+def replication_refresh(
+    config: ClusterConfig, *, dry_run: bool = True, copy_data: bool = False
+) -> Dict[str, Any]:
+    """``ALTER SUBSCRIPTION … REFRESH PUBLICATION`` on both nodes. Returns ``{"dry_run",
+    "copy_data", "subscriptions": [{..., "statement", "done", "note"}]}``; raises
+    ReplicationError when a published table is absent on a subscriber."""
 
 class SyncError(FspbxHaError):
     """Syncthing: REST API, pairing, folder problems (messages name node and folder)."""
@@ -509,3 +644,74 @@ def pair_status(config: ClusterConfig) -> Dict[str, Any]:
     """The pair at a glance: ``verdict`` (healthy/degraded/broken), ``reasons``, and the parts
     ``floating``, ``replication`` and ``files``, each with ``state`` ok / not_configured /
     unavailable. Blocks; the GIL is released."""
+
+class UpgradeError(FspbxHaError):
+    """The upgrade stopped: a command or check failed, or the state file belongs to another
+    plan. Running ``upgrade()`` again after the fix resumes at the failed step.
+
+    ``failure`` is ``None`` or a dict: for a failed command ``step``, ``node``, ``command``,
+    ``status`` (e.g. ``exit status 3``), ``stderr_tail``, ``state_file``, ``fix``; for a failed
+    check ``step``, ``node``, ``problems``, ``fix``.
+    """
+
+    failure: Optional[Dict[str, Any]]
+
+class UpgradeReport:
+    """The outcome of ``upgrade()`` (or of a dry run)."""
+
+    @property
+    def dry_run(self) -> bool: ...
+    @property
+    def finished(self) -> bool:
+        """Every step passed."""
+    @property
+    def resumed(self) -> bool:
+        """The run continued one an earlier run recorded in the state file."""
+    @property
+    def first(self) -> str:
+        """The node migrated first."""
+    @property
+    def step_ids(self) -> List[str]: ...
+    @property
+    def executed(self) -> List[str]:
+        """Steps this run executed."""
+    @property
+    def skipped(self) -> List[str]:
+        """Steps skipped because the state file records them done."""
+    @property
+    def new_tables(self) -> List[str]:
+        """Tables the migration added (``schema.table``)."""
+    @property
+    def state_file(self) -> str: ...
+    @property
+    def plan(self) -> Dict[str, Any]:
+        """``first``, ``second``, ``fingerprint`` and ``steps`` (``id``, ``node``, ``action``
+        with the exact command ``sent``, ``postcondition``, ``why``)."""
+    @property
+    def steps(self) -> List[Dict[str, Any]]:
+        """Each step's ``id``, ``node``, ``result`` (already_done / executed / would_run),
+        ``elapsed_s``, ``note``."""
+    @property
+    def elapsed_s(self) -> float: ...
+    def render(self) -> str: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+    def to_json(self) -> str: ...
+
+def upgrade(
+    config_path: Union[str, PathLike[str]],
+    *,
+    dry_run: bool = False,
+    first: Optional[str] = None,
+    restart: bool = False,
+    state_file: Optional[Union[str, PathLike[str]]] = None,
+    progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+) -> UpgradeReport:
+    """FS PBX's multinode update for the pair in ``config_path``, over SSH: pre-checks, code on
+    both nodes, migrate the first, delete-last-batch + migrate the second, refresh subscriptions
+    on both, post-checks. Commands come from ``[upgrade]``. Steps recorded done in the state file
+    (default ``upgrade-state.json`` next to the configuration) are skipped, so after a failure a
+    new call resumes at the failed step; ``restart=True`` starts over. ``dry_run=True`` runs
+    nothing. ``first`` names the node migrated first (default ``upgrade.first``: the active
+    node). ``progress`` gets one dict per event (``event``: plan_ready, step_started,
+    step_running, step_finished). Raises ``UpgradeError`` (with ``failure``). Blocks; the GIL is
+    released."""

@@ -209,6 +209,169 @@ fn hard_precondition_blocks_and_soft_only_warns() {
     )));
 }
 
+/// A with `sync` gating as `sync`, B's Syncthing folders reported incomplete, then A fails
+/// for `rounds` rounds: every action.
+fn a_fails_with_b_out_of_sync(sync: Requirement, rounds: u32) -> (FailoverPolicy, Vec<Action>) {
+    let t0 = Instant::now();
+    let mut p = healthy_pair(t0);
+    p.settings.sync_requirement = sync;
+    let mut all = p.handle(
+        Input::SyncComplete {
+            node: NodeId::B,
+            complete: false,
+        },
+        t0,
+    );
+    for i in 1..=rounds {
+        let t = t0 + INTERVAL * i;
+        all.extend(p.handle(
+            Input::ProbeRound {
+                node: NodeId::A,
+                ok: false,
+            },
+            t,
+        ));
+        all.extend(p.handle(
+            Input::ProbeRound {
+                node: NodeId::B,
+                ok: true,
+            },
+            t,
+        ));
+        all.extend(p.tick(t));
+    }
+    (p, all)
+}
+
+fn notes<'a>(actions: &'a [Action], level: &str) -> Vec<&'a str> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Notify { level: l, message } if *l == level => Some(message.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn hard_sync_gate_blocks_with_one_alert_until_syncthing_is_complete() {
+    let (mut p, all) = a_fails_with_b_out_of_sync(Requirement::Hard, 10);
+    assert!(flips(&all).is_empty(), "{all:?}");
+    let critical = notes(&all, "critical");
+    assert_eq!(
+        critical,
+        ["node A is down but failover to B is blocked: Syncthing folders on B are not complete"],
+        "one alert over 8 blocked rounds, naming the gate"
+    );
+    // Syncthing reports B complete: the flip happens at once, without a warning.
+    let a = p.handle(
+        Input::SyncComplete {
+            node: NodeId::B,
+            complete: true,
+        },
+        Instant::now() + INTERVAL * 11,
+    );
+    assert_eq!(flips(&a), [NodeId::B]);
+    assert!(notes(&a, "warning").is_empty(), "{a:?}");
+}
+
+#[test]
+fn a_block_is_alerted_once_per_incident() {
+    let (mut p, all) = a_fails_with_b_out_of_sync(Requirement::Hard, 4);
+    assert_eq!(notes(&all, "critical").len(), 1);
+    let t = Instant::now() + INTERVAL * 5;
+    let round = |p: &mut FailoverPolicy, node, ok, t| p.handle(Input::ProbeRound { node, ok }, t);
+    // One slow round of B (not eligible for a moment) does not repeat the alert.
+    let mut more = round(&mut p, NodeId::B, false, t);
+    more.extend(round(&mut p, NodeId::A, false, t));
+    more.extend(round(&mut p, NodeId::B, true, t + INTERVAL));
+    more.extend(round(&mut p, NodeId::A, false, t + INTERVAL));
+    assert!(notes(&more, "critical").is_empty(), "{more:?}");
+    // A recovers, then fails again: a new incident, alerted again.
+    let mut later = vec![];
+    for i in 2..4 {
+        later.extend(round(&mut p, NodeId::A, true, t + INTERVAL * i));
+    }
+    assert_eq!(p.health(NodeId::A), Health::Up);
+    for i in 4..8 {
+        later.extend(round(&mut p, NodeId::A, false, t + INTERVAL * i));
+        later.extend(round(&mut p, NodeId::B, true, t + INTERVAL * i));
+    }
+    assert_eq!(notes(&later, "critical").len(), 1, "{later:?}");
+    assert!(flips(&later).is_empty());
+}
+
+#[test]
+fn soft_sync_gate_flips_and_says_so() {
+    let (_, all) = a_fails_with_b_out_of_sync(Requirement::Soft, 3);
+    assert_eq!(flips(&all), [NodeId::B]);
+    assert!(
+        notes(&all, "warning")
+            .contains(&"failing over despite: Syncthing folders on B are not complete"),
+        "{all:?}"
+    );
+    // The warning comes before the flip it is about.
+    let warn = all
+        .iter()
+        .position(|a| matches!(a, Action::Notify { message, .. } if message.starts_with("failing over despite")))
+        .unwrap();
+    let flip = all
+        .iter()
+        .position(|a| matches!(a, Action::FlipDns { .. }))
+        .unwrap();
+    assert!(warn < flip);
+}
+
+#[test]
+fn an_unknown_sync_state_blocks_a_hard_gate_and_off_ignores_it() {
+    let t0 = Instant::now();
+    let mut p = FailoverPolicy::new(PolicySettings {
+        sync_requirement: Requirement::Hard,
+        lag_requirement: Requirement::Off,
+        schema_requirement: Requirement::Off,
+        ..settings()
+    });
+    p.handle(
+        Input::FloatingRecord {
+            active: Some(NodeId::A),
+        },
+        t0,
+    );
+    let mut all = vec![];
+    for (i, a_ok) in [true, true, false, false, false].into_iter().enumerate() {
+        let t = t0 + INTERVAL * i as u32;
+        all.extend(p.handle(
+            Input::ProbeRound {
+                node: NodeId::A,
+                ok: a_ok,
+            },
+            t,
+        ));
+        all.extend(p.handle(
+            Input::ProbeRound {
+                node: NodeId::B,
+                ok: true,
+            },
+            t,
+        ));
+    }
+    assert!(flips(&all).is_empty());
+    assert!(
+        notes(&all, "critical")
+            .iter()
+            .any(|m| m.contains("Syncthing completion of B is unknown")),
+        "{all:?}"
+    );
+    let (_, all) = a_fails_with_b_out_of_sync(Requirement::Off, 3);
+    assert_eq!(flips(&all), [NodeId::B]);
+    assert!(
+        !notes(&all, "warning")
+            .iter()
+            .any(|m| m.contains("Syncthing")),
+        "{all:?}"
+    );
+}
+
 #[test]
 fn no_automatic_failback_unless_configured() {
     let t0 = Instant::now();
