@@ -41,7 +41,7 @@ pub(crate) fn report(e: &anyhow::Error, json: bool) -> ExitCode {
             "error": format!("{e:#}"),
             "problems": problems,
         });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&body).unwrap_or_default()
         );

@@ -4,6 +4,16 @@
 //! Exit codes (also in `--help`): 0 success; 1 a check or operation reported failure;
 //! 2 bad usage or invalid configuration; 3 could not complete (I/O, network, server error).
 
+/// `print!` to stdout that ends the process quietly when stdout was closed (`| head`).
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::write_stdout(format_args!($($arg)*), false) };
+}
+
+/// `println!` to stdout that ends the process quietly when stdout was closed (`| head`).
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::output::write_stdout(format_args!($($arg)*), true) };
+}
+
 mod cmd;
 mod exit;
 mod output;
@@ -18,7 +28,8 @@ Exit codes:
   0  success (check: every check passed; warnings allowed)
   1  a check failed or the operation reported failure
   2  bad usage or invalid configuration
-  3  could not complete: I/O, network or server error";
+  3  could not complete: I/O, network or server error
+  141  standard output was closed early (e.g. `| head`), as other Unix tools";
 
 /// High availability for a two-node FS PBX: replication, file sync, DNS failover.
 #[derive(Debug, Parser)]

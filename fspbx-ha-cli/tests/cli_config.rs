@@ -97,3 +97,22 @@ fn fspbx_ha_core_template() -> String {
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap()
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_cli_quietly_with_141() {
+    // stdout is a pipe whose reading end is closed before the CLI writes: the write fails
+    // with EPIPE (Rust ignores SIGPIPE), which must end the process like any Unix tool, not
+    // with a panic message.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("fspbx-ha"))
+        .args(["init", "--stdout"])
+        .env_remove("FSPBX_HA_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

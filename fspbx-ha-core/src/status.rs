@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::config::ClusterConfig;
 use crate::files::{Files, FilesOptions, FilesStatus};
 use crate::floating::{Floating, FloatingReport};
+use crate::replication::slots::{SlotSafety, reachable_slots};
 use crate::replication::{self, Pair, ReplicationStatus, Verdict};
 
 /// One part of the status: read, not configured, or not readable.
@@ -57,6 +58,9 @@ pub struct PairStatus {
     pub floating: Part<FloatingReport>,
     /// Replication both ways.
     pub replication: Part<ReplicationStatus>,
+    /// When replication cannot be read as a pair (a node down): the slots of the node(s) that
+    /// still answer, with their retained WAL and warnings. `None` otherwise.
+    pub reachable_slots: Option<SlotSafety>,
     /// Syncthing both ways, with conflict counts.
     pub files: Part<FilesStatus>,
 }
@@ -73,10 +77,13 @@ pub async fn pair_status(config: &ClusterConfig) -> PairStatus {
     };
     let repl = async {
         match Pair::connect(config).await {
-            Ok(pair) => Part::from_result(replication::status(&pair).await),
-            Err(e) => Part::Unavailable {
-                error: e.to_string(),
-            },
+            Ok(pair) => (Part::from_result(replication::status(&pair).await), None),
+            Err(e) => (
+                Part::Unavailable {
+                    error: e.to_string(),
+                },
+                reachable_slots(config).await.0,
+            ),
         }
     };
     let files = async {
@@ -92,13 +99,22 @@ pub async fn pair_status(config: &ClusterConfig) -> PairStatus {
             },
         }
     };
-    let (floating, replication, files) = tokio::join!(floating, repl, files);
-    let (verdict, reasons) = verdict(&floating, &replication, &files);
+    let (floating, (replication, reachable_slots), files) = tokio::join!(floating, repl, files);
+    let (verdict, mut reasons) = verdict(&floating, &replication, &files);
+    if let Some(s) = &reachable_slots {
+        reasons.extend(
+            s.critical
+                .iter()
+                .chain(&s.warnings)
+                .map(|w| format!("slots: {w}")),
+        );
+    }
     PairStatus {
         verdict,
         reasons,
         floating,
         replication,
+        reachable_slots,
         files,
     }
 }
@@ -283,6 +299,14 @@ impl PairStatus {
                     verdict_word(value.verdict),
                     dirs.join(", ")
                 );
+                if let Some(c) = &value.conflicts {
+                    let states: Vec<String> = c
+                        .directions
+                        .iter()
+                        .map(|d| format!("{}->{} {}", d.from, d.to, d.state.as_str()))
+                        .collect();
+                    let _ = writeln!(out, "  apply        {}", states.join(", "));
+                }
                 if let Some(d) = &value.drift {
                     let _ = writeln!(out, "  schema       {}", d.summary());
                 }
@@ -300,6 +324,11 @@ impl PairStatus {
             }
             Part::Unavailable { error } => {
                 let _ = writeln!(out, "  replication  unavailable: {error}");
+                if let Some(sl) = &self.reachable_slots {
+                    for l in sl.summary_lines() {
+                        let _ = writeln!(out, "  slots        {l}");
+                    }
+                }
             }
         }
         match &self.files {
@@ -377,7 +406,9 @@ mod tests {
             value: ReplicationStatus {
                 verdict,
                 reasons: reasons.iter().map(|s| s.to_string()).collect(),
+                notes: vec![],
                 directions: vec![],
+                conflicts: None,
                 drift: None,
                 sequences: None,
                 slots: None,

@@ -48,6 +48,11 @@ fn notes_path(lab: &Lab) -> std::path::PathBuf {
     lab.dir().join("notifications.txt")
 }
 
+/// The tests here judge timing (blips shorter than fall × interval, flips, a switchover's
+/// probes): they run one at a time, so that on a small CI machine they do not slow each
+/// other's probes into false failures.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// `GET path` on the controller's HTTP endpoint: (status code, body).
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -64,6 +69,7 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_flips_on_node_loss_only_and_never_flaps() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut lab = start_lab(dir.path(), false);
     let config = config_for(&lab);
@@ -299,6 +305,7 @@ fn signal(pid: u32, sig: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_compare_and_swap_or_a_hung_provider_never_makes_a_wrong_flip() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut lab = start_lab(dir.path(), false);
     let mut config = config_for(&lab);
@@ -408,6 +415,7 @@ async fn a_lost_compare_and_swap_or_a_hung_provider_never_makes_a_wrong_flip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_node_is_failed_away_from_and_fencing_it_is_bounded() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut lab = start_lab(dir.path(), false);
     let config = config_for(&lab);
@@ -566,6 +574,7 @@ async fn set_up_replication(config: &ClusterConfig) -> Pair {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planned_switchover_catches_up_moves_sequences_and_loses_no_row() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let _lab = start_lab(dir.path(), false);
     let mut config = config_for(&_lab);

@@ -85,4 +85,34 @@ async fn a_set_up_pair_is_healthy_and_a_dead_database_breaks_it() {
     );
     // The other parts are still read.
     assert!(matches!(broken.floating, Part::Ok { .. }));
+    // And node A's slots, read on their own: the slot B consumes is inactive now, and A keeps
+    // WAL for it; the status says so.
+    let slots = broken
+        .reachable_slots
+        .as_ref()
+        .unwrap_or_else(|| panic!("no reachable slots: {}", broken.render()));
+    assert_eq!(slots.nodes.len(), 1, "only node a answers");
+    assert_eq!(slots.nodes[0].node, "a");
+    let subscribed = slots.nodes[0]
+        .slots
+        .iter()
+        .find(|s| s.name == config.replication.subscription_a_to_b)
+        .unwrap_or_else(|| panic!("{slots:?}"));
+    assert!(subscribed.retained_bytes.is_some(), "{subscribed:?}");
+    let inactive_seen = |s: &fspbx_ha_core::status::PairStatus| {
+        s.reasons
+            .iter()
+            .any(|r| r.starts_with("slots:") && r.contains("inactive"))
+    };
+    // The walsender may need a moment to notice its peer is gone.
+    let mut now = broken;
+    for _ in 0..40 {
+        if inactive_seen(&now) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        now = pair_status(&config).await;
+    }
+    assert!(inactive_seen(&now), "{}", now.render());
+    assert!(now.render().contains("  slots        "), "{}", now.render());
 }

@@ -177,6 +177,17 @@ impl PyReplicationStatus {
     fn directions(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         as_py(py, &self.inner.directions)
     }
+    /// Error and conflict counters worth knowing (history, not findings).
+    #[getter]
+    fn notes(&self) -> Vec<String> {
+        self.inner.notes.clone()
+    }
+    /// Whether each direction's changes are applied (dict: per direction `state` flowing,
+    /// failing, disabled or missing), or None when not readable.
+    #[getter]
+    fn conflicts(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        as_py(py, &self.inner.conflicts)
+    }
     /// Schema drift and tables a subscription lacks (dict), or None when not readable.
     #[getter]
     fn drift(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {

@@ -24,7 +24,7 @@ pub(crate) async fn run(args: CheckArgs, path: &Path, json: bool) -> anyhow::Res
             "items": report.items,
         }))?;
     } else {
-        print!("{}", report.render_table());
+        out!("{}", report.render_table());
     }
     Ok(if report.ok() {
         ExitCode::SUCCESS

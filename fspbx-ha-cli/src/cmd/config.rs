@@ -12,8 +12,8 @@ pub(crate) fn run(_args: ConfigArgs, path: &Path, json: bool) -> anyhow::Result<
     if json {
         crate::output::json(&serde_json::json!({ "ok": true, "config": config }))?;
     } else {
-        println!("# {} is valid; with defaults filled in:\n", path.display());
-        print!("{}", config.to_toml());
+        outln!("# {} is valid; with defaults filled in:\n", path.display());
+        out!("{}", config.to_toml());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -172,30 +172,32 @@ fn render<T: Serialize>(json: bool, report: &T, human: fn(&T)) {
 }
 
 fn print_show(report: &FloatingReport) {
-    println!(
+    outln!(
         "floating record {} (zone {}, provider {})",
-        report.name, report.zone, report.provider
+        report.name,
+        report.zone,
+        report.provider
     );
     if report.floating.is_empty() {
-        println!("  (absent)  — create it with `fspbx-ha dns apply`");
+        outln!("  (absent)  — create it with `fspbx-ha dns apply`");
     }
     for r in &report.floating {
-        println!("  {r}");
+        outln!("  {r}");
     }
     match &report.active_node {
-        Some(n) => println!("  active node: {n}"),
+        Some(n) => outln!("  active node: {n}"),
         None if !report.floating.is_empty() => {
-            println!("  active node: none (points at neither node)")
+            outln!("  active node: none (points at neither node)")
         }
         None => {}
     }
-    println!("node records:");
+    outln!("node records:");
     for r in &report.nodes {
-        println!("  {r}");
+        outln!("  {r}");
     }
-    println!("authoritative servers:");
+    outln!("authoritative servers:");
     if let Some(e) = &report.servers_error {
-        println!("  not checked: {e}");
+        outln!("  not checked: {e}");
     }
     print_answers(&report.servers);
 }
@@ -222,7 +224,7 @@ fn print_answers(answers: &[ServerAnswer]) {
             .soa_serial
             .map(|s| format!("serial {s}"))
             .unwrap_or_else(|| "serial ?".into());
-        println!(
+        outln!(
             "  {:<24} {what}  [{serial}, {:.1?}]",
             a.server.to_string(),
             a.rtt
@@ -238,9 +240,9 @@ fn print_flip(report: &FlipReport) {
             .map(|r| r.to_string())
             .unwrap_or_else(|| "no record".into());
         if s.changed() {
-            println!("{} {}: {from} -> {:?}", report.name, s.kind, s.to);
+            outln!("{} {}: {from} -> {:?}", report.name, s.kind, s.to);
         } else {
-            println!("{} {}: already {from}", report.name, s.kind);
+            outln!("{} {}: already {from}", report.name, s.kind);
         }
     }
     print_propagation(&report.propagation);
@@ -253,7 +255,7 @@ fn print_verify(report: &VerifyReport) {
 fn print_propagation(reports: &[PropagationReport]) {
     for r in reports {
         if r.verdict.all_moved() {
-            println!(
+            outln!(
                 "{} {}: all {} authoritative server(s) answer it after {:.1?}",
                 r.name,
                 r.kind,
@@ -261,17 +263,17 @@ fn print_propagation(reports: &[PropagationReport]) {
                 r.waited
             );
             match (r.clients_moved_by, r.old_ttl) {
-                (Some(t), Some(ttl)) => println!(
+                (Some(t), Some(ttl)) => outln!(
                     "  clients holding the old answer (TTL {ttl} s) move by {}",
                     utc_time(t)
                 ),
-                _ => println!(
+                _ => outln!(
                     "  no old answer was seen: clients holding one keep it for at most the old \
                      record's TTL"
                 ),
             }
         } else {
-            println!(
+            outln!(
                 "{} {}: after {:.1?}, {} server(s) still lag and {} did not answer:",
                 r.name,
                 r.kind,
@@ -303,21 +305,21 @@ fn print_records(report: &RecordsReport) {
             d.name, d.kind, d.values, d.ttl, d.why
         );
         match &s.action {
-            Action::Unchanged => println!("  ok      {line}"),
-            Action::Create => println!("  create  {line}"),
-            Action::Update { from } => println!("  update  {line}  (now {from})"),
+            Action::Unchanged => outln!("  ok      {line}"),
+            Action::Create => outln!("  create  {line}"),
+            Action::Update { from } => outln!("  update  {line}  (now {from})"),
         }
     }
     let todo = report.pending();
     if report.applied {
-        println!("{} change(s) applied", report.changes);
+        outln!("{} change(s) applied", report.changes);
     } else if todo > 0 {
-        println!("{todo} change(s) planned: run `fspbx-ha dns apply`");
+        outln!("{todo} change(s) planned: run `fspbx-ha dns apply`");
     } else {
-        println!("nothing to change");
+        outln!("nothing to change");
     }
 }
 
 fn print_json<T: Serialize>(v: &T) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }

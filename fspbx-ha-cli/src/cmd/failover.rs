@@ -126,7 +126,7 @@ async fn watch(args: WatchArgs, mut config: ClusterConfig, json: bool) -> anyhow
     if json {
         crate::output::json(&status)?;
     } else {
-        println!(
+        outln!(
             "stopped after {} rounds: active node {}, {} flip(s), {} failed, {} fence(s)",
             status.rounds,
             status.active.as_deref().unwrap_or("unknown"),
@@ -135,7 +135,7 @@ async fn watch(args: WatchArgs, mut config: ClusterConfig, json: bool) -> anyhow
             status.fences
         );
         if let Some(alert) = &status.last_alert {
-            println!("last alert: {alert}");
+            outln!("last alert: {alert}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -146,7 +146,7 @@ async fn status(args: StatusArgs, config: &ClusterConfig, json: bool) -> anyhow:
     if json {
         crate::output::json(&serde_json::json!({ "ok": report.ok(), "report": report }))?;
     } else {
-        println!(
+        outln!(
             "floating record: {}",
             match (&report.active_node, &report.record_error) {
                 (Some(n), _) => format!("node {n}"),
@@ -155,13 +155,13 @@ async fn status(args: StatusArgs, config: &ClusterConfig, json: bool) -> anyhow:
             }
         );
         match &report.controller {
-            Some(c) => println!(
+            Some(c) => outln!(
                 "controller at {}: {} ({})",
                 c.addr,
                 if c.healthy { "healthy" } else { "NOT HEALTHY" },
                 c.detail
             ),
-            None => println!("controller: no failover.metrics_listen configured"),
+            None => outln!("controller: no failover.metrics_listen configured"),
         }
         for (what, samples) in [
             ("registrations", &report.registrations),
@@ -170,22 +170,22 @@ async fn status(args: StatusArgs, config: &ClusterConfig, json: bool) -> anyhow:
             if samples.is_empty() {
                 continue;
             }
-            println!("{what} since the last flip:");
+            outln!("{what} since the last flip:");
             for r in samples {
                 let count = match (r.count, &r.error) {
                     (Some(n), _) => n.to_string(),
                     (None, e) => format!("? ({})", e.as_deref().unwrap_or("not counted")),
                 };
-                println!("  node {} +{:.1}s: {count}", r.node, r.seconds_since_flip);
+                outln!("  node {} +{:.1}s: {count}", r.node, r.seconds_since_flip);
             }
         }
-        println!(
+        outln!(
             "last {} of the audit log {}:",
             report.recent.len(),
             report.audit_log.display()
         );
         for r in &report.recent {
-            println!(
+            outln!(
                 "  {} {:<8} {:<13} {}",
                 humantime::format_rfc3339_millis(r.at),
                 r.level,
@@ -221,15 +221,15 @@ async fn switchover(
         crate::output::json(&report)?;
     } else {
         match report.outcome {
-            "already_active" => println!("node {} is already active; nothing to do", report.to),
-            "would_flip" => println!(
+            "already_active" => outln!("node {} is already active; nothing to do", report.to),
+            "would_flip" => outln!(
                 "dry run: would flip the floating record from node {} to node {} (health A {:?}, B {:?})",
                 report.from.as_deref().unwrap_or("?"),
                 report.to,
                 report.health[0],
                 report.health[1]
             ),
-            _ => println!(
+            _ => outln!(
                 "switched over from node {} to node {} in {:.0} ms (flip {:.0} ms); every authoritative server answers it",
                 report.from.as_deref().unwrap_or("?"),
                 report.to,
@@ -241,7 +241,7 @@ async fn switchover(
             ),
         }
         for st in &report.steps {
-            println!(
+            outln!(
                 "  {:<11} {:<9} {:>6.0} ms  {}",
                 st.step,
                 st.status.as_str(),
@@ -250,7 +250,7 @@ async fn switchover(
             );
         }
         if let Some(f) = &report.fence {
-            println!(
+            outln!(
                 "fenced node {}: {}",
                 f.node,
                 if f.ok() {

@@ -21,7 +21,7 @@ pub(crate) struct InitArgs {
 
 pub(crate) fn run(args: InitArgs, config: &Path, json: bool) -> anyhow::Result<ExitCode> {
     if args.stdout {
-        print!("{}", ClusterConfig::template());
+        out!("{}", ClusterConfig::template());
         return Ok(ExitCode::SUCCESS);
     }
     let path = args.output.as_deref().unwrap_or(config);
@@ -29,7 +29,7 @@ pub(crate) fn run(args: InitArgs, config: &Path, json: bool) -> anyhow::Result<E
     if json {
         crate::output::json(&serde_json::json!({ "ok": true, "written": written }))?;
     } else {
-        println!(
+        outln!(
             "wrote {}: edit the nodes, the floating record and the secret references, then run \
              `fspbx-ha --config {} check`",
             written.display(),

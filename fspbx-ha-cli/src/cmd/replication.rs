@@ -102,7 +102,7 @@ pub(crate) async fn run(
             if json {
                 crate::output::json(&serde_json::json!({ "plan": plan, "report": report }))?;
             } else {
-                println!(
+                outln!(
                     "applied: {} step(s) run, {} already done, {:.1} s",
                     report.executed(),
                     report.steps.len() - report.executed(),
@@ -116,7 +116,7 @@ pub(crate) async fn run(
             if json {
                 crate::output::json(&st)?;
             } else {
-                print!("{}", st.render());
+                out!("{}", st.render());
             }
             Ok(if st.verdict == Verdict::Healthy {
                 ExitCode::SUCCESS
@@ -129,7 +129,7 @@ pub(crate) async fn run(
             if json {
                 crate::output::json(&v)?;
             } else {
-                print!("{}", v.render());
+                out!("{}", v.render());
             }
             Ok(if v.clean() {
                 ExitCode::SUCCESS
@@ -142,7 +142,7 @@ pub(crate) async fn run(
             if !yes {
                 print_plan(&plan, json)?;
                 if !json && !plan.is_empty() {
-                    println!(
+                    outln!(
                         "\ndry run: nothing changed; run again with --yes to remove replication"
                     );
                 }
@@ -153,7 +153,7 @@ pub(crate) async fn run(
             if json {
                 crate::output::json(&serde_json::json!({ "plan": plan, "report": report }))?;
             } else {
-                println!("teardown: {} step(s) run", report.executed());
+                outln!("teardown: {} step(s) run", report.executed());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -164,7 +164,7 @@ fn print_plan(plan: &ReplicationPlan, json: bool) -> anyhow::Result<()> {
     if json {
         crate::output::json(plan)
     } else {
-        print!("{}", plan.render());
+        out!("{}", plan.render());
         Ok(())
     }
 }

@@ -47,7 +47,7 @@ pub(crate) async fn list(pair: &Pair, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         crate::output::json(&report)?;
     } else {
-        print!("{}", report.render());
+        out!("{}", report.render());
     }
     Ok(if report.any() {
         ExitCode::from(crate::exit::FAILED)
@@ -74,8 +74,8 @@ pub(crate) async fn resolve(
         if json {
             crate::output::json(&serde_json::json!({ "dry_run": true, "plan": plan }))?;
         } else {
-            print!("{}", plan.render());
-            println!("\ndry run: nothing changed; run again with --yes to apply this remedy");
+            out!("{}", plan.render());
+            outln!("\ndry run: nothing changed; run again with --yes to apply this remedy");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -87,10 +87,10 @@ pub(crate) async fn resolve(
         crate::output::json(&out)?;
     } else {
         if let Some(n) = out.rows_copied {
-            println!("copied {n} row(s) from {}", plan.publisher);
+            outln!("copied {n} row(s) from {}", plan.publisher);
         }
         if out.resolved {
-            println!(
+            outln!(
                 "resolved: {} on {} applies again (heartbeat from {} arrived in {:.2} s)",
                 plan.subscription,
                 plan.node,
@@ -98,7 +98,7 @@ pub(crate) async fn resolve(
                 out.heartbeat_s.unwrap_or_default()
             );
         } else {
-            println!(
+            outln!(
                 "not resolved yet: {} on {} is {}",
                 plan.subscription,
                 plan.node,
@@ -107,7 +107,7 @@ pub(crate) async fn resolve(
             let report = conflicts::ConflictReport {
                 directions: vec![out.after.clone()],
             };
-            print!("{}", report.render());
+            out!("{}", report.render());
         }
     }
     Ok(if out.resolved {

@@ -55,9 +55,9 @@ pub(crate) async fn sequences(
         if json {
             crate::output::json(&report)?;
         } else {
-            print!("{}", report.render());
+            out!("{}", report.render());
             if !args.yes && !report.is_noop() {
-                println!("dry run: nothing changed; run again with --apply --yes");
+                outln!("dry run: nothing changed; run again with --apply --yes");
             }
         }
         return Ok(exit(compliant));
@@ -66,7 +66,7 @@ pub(crate) async fn sequences(
     if json {
         crate::output::json(&report)?;
     } else {
-        print!("{}", report.render());
+        out!("{}", report.render());
     }
     Ok(exit(report.compliance.compliant))
 }
@@ -77,7 +77,7 @@ pub(crate) async fn drift(pair: &Pair, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         crate::output::json(&report)?;
     } else {
-        print!("{}", report.render());
+        out!("{}", report.render());
     }
     Ok(exit(report.clean()))
 }
@@ -92,7 +92,7 @@ pub(crate) async fn refresh(
     if json {
         crate::output::json(&report)?;
     } else {
-        print!("{}", report.render());
+        out!("{}", report.render());
     }
     Ok(ExitCode::SUCCESS)
 }

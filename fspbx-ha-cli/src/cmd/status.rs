@@ -16,7 +16,7 @@ pub(crate) async fn run(_args: StatusArgs, path: &Path, json: bool) -> anyhow::R
     if json {
         crate::output::json(&status)?;
     } else {
-        print!("{}", status.render());
+        out!("{}", status.render());
     }
     Ok(if status.verdict == Verdict::Healthy {
         ExitCode::SUCCESS

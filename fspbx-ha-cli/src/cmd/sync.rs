@@ -71,7 +71,7 @@ pub(crate) async fn run(
             if json {
                 crate::output::json(&plan)?;
             } else {
-                print!("{}", render_plan(&plan));
+                out!("{}", render_plan(&plan));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -93,7 +93,7 @@ pub(crate) async fn run(
             if json {
                 crate::output::json(&report)?;
             } else {
-                println!(
+                outln!(
                     "applied {} step(s) in {:.1?}; {} folder(s) paired",
                     report.applied.len(),
                     report.elapsed,
@@ -109,7 +109,7 @@ pub(crate) async fn run(
                     &serde_json::json!({ "complete": status.sync.is_complete(), "status": status }),
                 )?;
             } else {
-                print!("{}", render_status(&status));
+                out!("{}", render_status(&status));
             }
             Ok(exit_for(&status.sync))
         }
@@ -138,7 +138,7 @@ pub(crate) async fn run(
                             &serde_json::json!({ "complete": true, "status": status }),
                         )?;
                     } else {
-                        println!("{}", status.summary());
+                        outln!("{}", status.summary());
                     }
                     Ok(ExitCode::SUCCESS)
                 }

@@ -58,9 +58,9 @@ pub(crate) async fn run(
     if json {
         crate::output::json(&report)?;
     } else {
-        print!("{}", report.render());
+        out!("{}", report.render());
         if dry_run && !args.dry_run {
-            println!("not run: pass --yes to run the upgrade");
+            outln!("not run: pass --yes to run the upgrade");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -90,7 +90,7 @@ fn json_error(e: &CoreError) -> ExitCode {
         "error": e.to_string(),
         "failed": failed,
     });
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(&body).unwrap_or_default()
     );

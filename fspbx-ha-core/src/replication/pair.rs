@@ -12,10 +12,10 @@ use crate::pg::{self, PgConn};
 use crate::ssh::SshSession;
 use crate::{Error, Result};
 
-struct NodeConn {
+pub(super) struct NodeConn {
     key: String,
-    spec: NodeSpec,
-    pg: PgConn,
+    pub(super) spec: NodeSpec,
+    pub(super) pg: PgConn,
     ssh: Option<SshSession>,
 }
 
@@ -34,7 +34,8 @@ impl std::fmt::Debug for Pair {
     }
 }
 
-async fn open(key: String, spec: &NodeSpec) -> Result<NodeConn> {
+/// Opens one node's PostgreSQL connection (through its SSH session when configured so).
+pub(super) async fn open(key: String, spec: &NodeSpec) -> Result<NodeConn> {
     let ssh = if spec.postgres.via_ssh {
         Some(SshSession::connect(&spec.ssh.target(&spec.name)).await?)
     } else {

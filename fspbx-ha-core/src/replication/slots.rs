@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::pair::Pair;
 use super::plan::Side;
 use crate::Result;
-use crate::config::human_bytes;
+use crate::config::{ClusterConfig, human_bytes};
 use crate::pg::PgConn;
 
 /// What happens when `max_slot_wal_keep_size` is hit, and without it.
@@ -220,6 +220,40 @@ pub async fn read_slots(conn: &PgConn, node: &str) -> Result<NodeSlots> {
         max_slot_wal_keep_bytes: head.get(2),
         slots,
     })
+}
+
+/// The slots of every node that can be reached, each read on its own: what is left to show
+/// when the pair cannot be read as a whole (a node down). That is when retained WAL matters
+/// most: the survivor's slot for the missing node keeps WAL until the node returns. Nodes that
+/// cannot be reached are returned with their error (`None` slots when no node answered).
+pub async fn reachable_slots(config: &ClusterConfig) -> (Option<SlotSafety>, Vec<String>) {
+    let opened = futures_util::future::join_all(
+        config
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| super::pair::open(format!("nodes[{i}]"), n)),
+    )
+    .await;
+    let mut nodes = Vec::new();
+    let mut unreachable = Vec::new();
+    for (spec, conn) in config.nodes.iter().zip(opened) {
+        match conn {
+            Ok(c) => match read_slots(&c.pg, &spec.name).await {
+                Ok(s) => nodes.push(s),
+                Err(e) => unreachable.push(e.to_string()),
+            },
+            Err(e) => unreachable.push(e.to_string()),
+        }
+    }
+    if nodes.is_empty() {
+        return (None, unreachable);
+    }
+    let limit = config.replication.slot_max_retained.bytes();
+    (
+        Some(judge_slots(nodes, i64::try_from(limit).unwrap_or(i64::MAX))),
+        unreachable,
+    )
 }
 
 /// Both nodes' slots, judged against `replication.slot_max_retained`.

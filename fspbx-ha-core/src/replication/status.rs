@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use super::conflicts::{ApplyState, ConflictSummary, conflict_summary};
 use super::drift::{DriftReport, drift};
 use super::pair::Pair;
 use super::plan::Side;
@@ -116,8 +117,15 @@ pub struct ReplicationStatus {
     pub verdict: Verdict,
     /// Why, one line per finding (empty when healthy).
     pub reasons: Vec<String>,
+    /// Worth knowing, not a finding: error and conflict counters (cumulative since the
+    /// statistics were reset, so they are history once the changes flow again).
+    pub notes: Vec<String>,
     /// A → B, then B → A.
     pub directions: Vec<DirectionStatus>,
+    /// Whether each direction's changes are being applied, from several reads a moment apart
+    /// (a worker failing in a loop, e.g. on a duplicate key); `fspbx-ha replication conflicts`
+    /// adds the error, key and rows. `None`: not readable, a reason says why.
+    pub conflicts: Option<ConflictSummary>,
     /// Schema drift between the nodes and tables a subscription does not include yet
     /// (`None`: not readable, the reason says why).
     pub drift: Option<DriftReport>,
@@ -134,6 +142,17 @@ impl ReplicationStatus {
         let _ = writeln!(out, "replication: {}", self.verdict.as_str());
         for r in &self.reasons {
             let _ = writeln!(out, "  - {r}");
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "  note: {n}");
+        }
+        if let Some(c) = &self.conflicts {
+            let states: Vec<String> = c
+                .directions
+                .iter()
+                .map(|d| format!("{} -> {} {}", d.from, d.to, d.state.as_str()))
+                .collect();
+            let _ = writeln!(out, "apply: {} ({} stuck)", states.join(", "), c.stuck());
         }
         for d in &self.directions {
             let _ = writeln!(
@@ -267,23 +286,96 @@ pub async fn status(pair: &Pair) -> Result<ReplicationStatus> {
     }
     let max_lag = pair.config().policy.max_replication_lag.as_secs_f64();
     let (verdict, reasons) = judge(&directions, max_lag, written);
-    let (drift, sequences, slots) =
-        futures_util::future::join3(drift(pair), check_sequences(pair), slot_safety(pair)).await;
+    let notes = history_notes(&directions);
+    let (drift, sequences, slots, conflicts) = futures_util::future::join4(
+        drift(pair),
+        check_sequences(pair),
+        slot_safety(pair),
+        conflict_summary(pair),
+    )
+    .await;
     let mut unreadable = Vec::new();
+    let conflicts = keep(&mut unreadable, "the apply workers' state", conflicts);
     let drift = keep(&mut unreadable, "schema drift", drift);
     let sequences = keep(&mut unreadable, "sequences", sequences);
     let slots = keep(&mut unreadable, "replication slots", slots);
-    let (broken, mut degraded) = extra_findings(drift.as_ref(), sequences.as_ref(), slots.as_ref());
+    let (mut broken, mut degraded) =
+        extra_findings(drift.as_ref(), sequences.as_ref(), slots.as_ref());
+    broken.extend(stuck_findings(conflicts.as_ref()));
     degraded.extend(unreadable);
     let (verdict, reasons) = merge((verdict, reasons), broken, degraded);
     Ok(ReplicationStatus {
         verdict,
         reasons,
+        notes,
         directions,
+        conflicts,
         drift,
         sequences,
         slots,
     })
+}
+
+/// Directions whose apply worker fails in a loop (pure). Disabled and missing subscriptions
+/// are already findings of the direction itself.
+pub(crate) fn stuck_findings(conflicts: Option<&ConflictSummary>) -> Vec<String> {
+    conflicts
+        .map(|c| {
+            c.directions
+                .iter()
+                .filter(|d| d.state == ApplyState::Failing)
+                .map(|d| {
+                    format!(
+                        "{} -> {}: the apply worker of {} fails in a loop ({} apply error(s) \
+                         counted) and the publisher keeps WAL for it: `fspbx-ha replication \
+                         conflicts` shows the error, the key and the remedies",
+                        d.from, d.to, d.subscription, d.apply_error_count
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Error and conflict counters as notes (pure). They are cumulative since the statistics
+/// were reset, so a count alone does not say the direction is in trouble now: a publisher
+/// restart counts an apply error, and PostgreSQL 18 counts conflicts it resolved (a row last
+/// changed by the other node, `*_origin_differs`). Changes it skipped (`*_missing`) mean the
+/// nodes may differ: `verify` tells.
+pub(crate) fn history_notes(dirs: &[DirectionStatus]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for d in dirs.iter().filter(|d| d.exists) {
+        let name = format!("{} -> {}", d.from, d.to);
+        if d.apply_error_count > 0 || d.sync_error_count > 0 {
+            notes.push(format!(
+                "{name}: {} apply and {} sync error(s) counted since the statistics were reset \
+                 (history unless the apply state says failing)",
+                d.apply_error_count, d.sync_error_count
+            ));
+        }
+        let counted: Vec<String> = d
+            .conflicts
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{}={n}", k.trim_start_matches("confl_")))
+            .collect();
+        if !counted.is_empty() {
+            let missing = d
+                .conflicts
+                .iter()
+                .any(|(k, n)| k.ends_with("_missing") && *n > 0);
+            notes.push(format!(
+                "{name}: conflicts counted {}{}",
+                counted.join(" "),
+                if missing {
+                    " (a change found no row and was skipped: run `fspbx-ha replication verify`)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    notes
 }
 
 /// The value, or `None` with a line saying what could not be read.
@@ -594,16 +686,8 @@ fn judge(dirs: &[DirectionStatus], max_lag_s: f64, written: [bool; 2]) -> (Verdi
                 d.tables_ready, d.tables_total
             ));
         }
-        if d.apply_error_count > 0 || d.sync_error_count > 0 {
-            degraded.push(format!(
-                "{name}: {} apply and {} sync error(s) counted since the statistics were reset",
-                d.apply_error_count, d.sync_error_count
-            ));
-        }
-        let conflicts: i64 = d.conflicts.values().sum();
-        if conflicts > 0 {
-            degraded.push(format!("{name}: {conflicts} conflict(s) counted"));
-        }
+        // Error and conflict counters are history (`history_notes`); a worker failing now is
+        // a finding of the apply state (`stuck_findings`).
         if d.lag_bytes.is_some_and(|b| b > LAG_BYTES_DEGRADED) {
             degraded.push(format!("{name}: {} bytes behind", d.lag_bytes.unwrap_or(0)));
         }
@@ -691,11 +775,25 @@ mod tests {
             "{why:?}"
         );
 
+        // Counters are history: noted, not judged.
         let mut conflicts = ok.clone();
         conflicts[0]
             .conflicts
-            .insert("confl_insert_exists".into(), 2);
-        assert_eq!(judge(&conflicts, 30.0, [true, true]).0, Verdict::Degraded);
+            .insert("confl_update_origin_differs".into(), 50);
+        conflicts[0].apply_error_count = 1;
+        assert_eq!(judge(&conflicts, 30.0, [true, true]).0, Verdict::Healthy);
+        let notes = history_notes(&conflicts);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].contains("1 apply and 0 sync error(s)"),
+            "{notes:?}"
+        );
+        assert!(notes[1].contains("update_origin_differs=50"), "{notes:?}");
+        assert!(!notes[1].contains("verify"), "{notes:?}");
+        conflicts[1]
+            .conflicts
+            .insert("confl_update_missing".into(), 1);
+        assert!(history_notes(&conflicts)[2].contains("replication verify"));
 
         let mut no_beats = ok.clone();
         no_beats.iter_mut().for_each(|d| d.heartbeat_lag_s = None);
@@ -706,5 +804,33 @@ mod tests {
         let mut missing = ok;
         missing[0].exists = false;
         assert_eq!(judge(&missing, 30.0, [true, true]).0, Verdict::Broken);
+    }
+
+    #[test]
+    fn only_a_failing_worker_is_a_stuck_finding() {
+        use crate::replication::conflicts::DirectionSummary;
+        let dir = |from: &str, to: &str, state| DirectionSummary {
+            from: from.into(),
+            to: to.into(),
+            subscription: format!("sub_{from}_{to}"),
+            state,
+            apply_error_count: 7,
+            conflicts_counted: 0,
+        };
+        let c = ConflictSummary {
+            directions: vec![
+                dir("a", "b", ApplyState::Failing),
+                dir("b", "a", ApplyState::Flowing),
+            ],
+        };
+        let f = stuck_findings(Some(&c));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].starts_with("a -> b: the apply worker of sub_a_b fails in a loop (7 apply"));
+        assert!(f[0].contains("replication conflicts"));
+        let disabled = ConflictSummary {
+            directions: vec![dir("a", "b", ApplyState::Disabled)],
+        };
+        assert!(stuck_findings(Some(&disabled)).is_empty());
+        assert!(stuck_findings(None).is_empty());
     }
 }

@@ -360,7 +360,15 @@ class ReplicationStatus:
     @property
     def reasons(self) -> List[str]: ...
     @property
+    def notes(self) -> List[str]:
+        """Error and conflict counters (history since the statistics were reset)."""
+    @property
     def directions(self) -> List[Dict[str, Any]]: ...
+    @property
+    def conflicts(self) -> Optional[Dict[str, Any]]:
+        """``{"directions": [{"from", "to", "subscription", "state",
+        "apply_error_count", "conflicts_counted"}]}``; state is ``flowing``, ``failing``,
+        ``disabled`` or ``missing``."""
     @property
     def drift(self) -> Optional[Dict[str, Any]]:
         """``{"nodes", "publication_missing", "tables", "subscriptions"}`` (see SchemaDrift)."""
@@ -643,7 +651,9 @@ class SyncPair:
 def pair_status(config: ClusterConfig) -> Dict[str, Any]:
     """The pair at a glance: ``verdict`` (healthy/degraded/broken), ``reasons``, and the parts
     ``floating``, ``replication`` and ``files``, each with ``state`` ok / not_configured /
-    unavailable. Blocks; the GIL is released."""
+    unavailable, and ``reachable_slots``: when replication cannot be read as a pair (a node
+    down), the answering node's slots with retained WAL and warnings, else None. Blocks; the
+    GIL is released."""
 
 class UpgradeError(FspbxHaError):
     """The upgrade stopped: a command or check failed, or the state file belongs to another

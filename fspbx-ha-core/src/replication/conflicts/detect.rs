@@ -221,7 +221,8 @@ pub struct DirectionSummary {
     pub to: String,
     /// The subscription.
     pub subscription: String,
-    /// From one read: flowing, failing (enabled without a worker), disabled or missing.
+    /// From several reads: flowing, failing (worker absent, replaced or its errors rising),
+    /// disabled or missing.
     pub state: ApplyState,
     /// `apply_error_count` since the statistics were reset.
     pub apply_error_count: i64,
@@ -229,7 +230,7 @@ pub struct DirectionSummary {
     pub conflicts_counted: i64,
 }
 
-/// A cheap per-direction count for `status` (one read each, no log, no wait).
+/// A cheap per-direction state for `status` (several reads, no log, no SSH).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConflictSummary {
     /// A → B, then B → A.
