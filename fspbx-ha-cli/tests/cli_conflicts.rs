@@ -6,25 +6,17 @@
 #[path = "../../fspbx-ha-core/tests/replication_support/mod.rs"]
 mod replication_support;
 
+mod support;
+
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
 use fspbx_ha_lab::postgres::PgFlavor;
 use predicates::prelude::*;
 use replication_support::{LabPair, PairOptions};
+use support::{contains_all, fspbx_ha, json, run, stdout};
 
 const A_TO_B: &str = "fspbx_subscription_a_to_b";
 const B_TO_A: &str = "fspbx_subscription_b_to_a";
-
-fn fspbx_ha(config: &std::path::Path) -> Command {
-    let mut c = Command::cargo_bin("fspbx-ha").unwrap();
-    c.env_remove("FSPBX_HA_CONFIG").arg("--config").arg(config);
-    c
-}
-
-fn stdout(out: &assert_cmd::assert::Assert) -> String {
-    String::from_utf8(out.get_output().stdout.clone()).unwrap()
-}
 
 #[test]
 fn conflicts_listed_and_resolved_from_the_cli() {
@@ -38,14 +30,8 @@ fn conflicts_listed_and_resolved_from_the_cli() {
     lab.sql_a(schema);
     lab.sql_b(schema);
     let config = lab.config_file("");
-    fspbx_ha(&config)
-        .args(["replication", "apply"])
-        .assert()
-        .success();
-    fspbx_ha(&config)
-        .args(["replication", "conflicts"])
-        .assert()
-        .success()
+    run(&config, &["replication", "apply"], 0);
+    run(&config, &["replication", "conflicts"], 0)
         .stdout(predicate::str::starts_with("conflicts: none"));
 
     // Partition, the same id on both nodes, reconnect.
@@ -59,7 +45,7 @@ fn conflicts_listed_and_resolved_from_the_cli() {
 
     // Listed, with key, table and both rows; exit 1.
     let started = Instant::now();
-    let json = loop {
+    let listed = loop {
         let out = fspbx_ha(&config)
             .args(["--json", "replication", "conflicts"])
             .assert();
@@ -72,7 +58,7 @@ fn conflicts_listed_and_resolved_from_the_cli() {
         }
         assert!(started.elapsed() < Duration::from_secs(20), "{text}");
     };
-    let d = &json["directions"][0];
+    let d = &listed["directions"][0];
     assert_eq!(d["subscription"], A_TO_B);
     assert_eq!(d["state"], "failing");
     assert_eq!(d["error"]["relation"], "public.jobs");
@@ -90,61 +76,40 @@ fn conflicts_listed_and_resolved_from_the_cli() {
             .unwrap()
             .contains("job from a")
     );
-    fspbx_ha(&config)
-        .args(["replication", "conflicts"])
-        .assert()
-        .code(1)
-        .stdout(
-            predicate::str::contains("key: (id)=(1)")
-                .and(predicate::str::contains("job from b"))
-                .and(predicate::str::contains("resolve --subscription")),
-        );
+    run(&config, &["replication", "conflicts"], 1).stdout(contains_all(&[
+        "key: (id)=(1)",
+        "job from b",
+        "resolve --subscription",
+    ]));
+
+    // `replication resolve --subscription <args>`, exit `code`.
+    let resolve = |args: &[&str], code: i32| {
+        let all: Vec<&str> = ["replication", "resolve", "--subscription"]
+            .iter()
+            .chain(args)
+            .copied()
+            .collect();
+        run(&config, &all, code)
+    };
 
     // Dry run: the plan with node, SQL and consequence; nothing changes.
-    fspbx_ha(&config)
-        .args([
-            "replication",
-            "resolve",
-            "--subscription",
-            A_TO_B,
-            "--fix-row",
-        ])
-        .assert()
-        .success()
-        .stdout(
-            predicate::str::contains("DELETE FROM \"public\".\"jobs\" WHERE \"id\" = '1'")
-                .and(predicate::str::contains("consequence:"))
-                .and(predicate::str::contains("job from b"))
-                .and(predicate::str::contains("dry run")),
-        );
+    resolve(&[A_TO_B, "--fix-row"], 0).stdout(contains_all(&[
+        "DELETE FROM \"public\".\"jobs\" WHERE \"id\" = '1'",
+        "consequence:",
+        "job from b",
+        "dry run",
+    ]));
     assert_eq!(lab.sql_b("SELECT payload FROM public.jobs"), "job from b");
 
     // A remedy must be chosen; an unknown subscription is a usage error.
-    fspbx_ha(&config)
-        .args(["replication", "resolve", "--subscription", A_TO_B])
-        .assert()
-        .code(2);
-    fspbx_ha(&config)
-        .args(["replication", "resolve", "--subscription", "nope", "--skip"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(A_TO_B));
+    resolve(&[A_TO_B], 2);
+    resolve(&["nope", "--skip"], 2).stderr(predicate::str::contains(A_TO_B));
 
-    fspbx_ha(&config)
-        .args([
-            "replication",
-            "resolve",
-            "--subscription",
-            A_TO_B,
-            "--fix-row",
-            "--yes",
-        ])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("resolved:"));
+    resolve(&[A_TO_B, "--fix-row", "--yes"], 0).stdout(predicate::str::contains("resolved:"));
     assert_eq!(lab.sql_b("SELECT payload FROM public.jobs"), "job from a");
-    let out = fspbx_ha(&config)
-        .args([
+    let out = run(
+        &config,
+        &[
             "--json",
             "replication",
             "resolve",
@@ -152,10 +117,10 @@ fn conflicts_listed_and_resolved_from_the_cli() {
             B_TO_A,
             "--skip",
             "--yes",
-        ])
-        .assert()
-        .success();
-    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        ],
+        0,
+    );
+    let v = json(&out);
     assert_eq!(v["resolved"], true);
     assert!(
         v["plan"]["steps"][0]["sql"]
@@ -164,18 +129,9 @@ fn conflicts_listed_and_resolved_from_the_cli() {
             .contains("SKIP (lsn = '")
     );
 
-    fspbx_ha(&config)
-        .args(["replication", "conflicts"])
-        .assert()
-        .success();
-    fspbx_ha(&config)
-        .args(["replication", "status"])
-        .assert()
-        .success()
+    run(&config, &["replication", "conflicts"], 0);
+    run(&config, &["replication", "status"], 0)
         .stdout(predicate::str::starts_with("replication: healthy"));
-    fspbx_ha(&config)
-        .args(["replication", "verify"])
-        .assert()
-        .success();
+    run(&config, &["replication", "verify"], 0);
     assert_eq!(lab.sql_a("SELECT payload FROM public.jobs"), "job from a");
 }

@@ -1,16 +1,19 @@
 //! `fspbx-ha failover {switchover,watch,status}` against the real lab (PostgreSQL, sshd,
 //! Kamailio per node; the floating record on Knot primary + secondary).
 
+#[path = "../../fspbx-ha-core/tests/failover_support/mod.rs"]
+mod failover_support;
+
 use std::time::Duration;
 
 use assert_cmd::Command;
+use failover_support::{replicate_from_a, start_lab};
 use fspbx_ha_core::config::ClusterConfig;
 use fspbx_ha_core::floating::{DEFAULT_NODE_TTL, Floating};
-use fspbx_ha_core::replication::{self, Intent, NoProgress, Pair, Side};
+use fspbx_ha_core::replication::{Pair, Side};
 use fspbx_ha_dns::RecordKind;
 use fspbx_ha_dns::propagation::Outcome;
 use fspbx_ha_lab::cluster_toml::write_cluster_toml;
-use fspbx_ha_lab::lab::{Lab, LabOptions};
 
 fn fspbx_ha(config: &std::path::Path) -> Command {
     let mut c = Command::cargo_bin("fspbx-ha").unwrap();
@@ -45,12 +48,7 @@ fn stdout(out: &std::process::Output) -> String {
 #[test]
 fn switchover_watch_and_status_against_the_lab() {
     let dir = tempfile::tempdir().unwrap();
-    let mut lab = Lab::start(LabOptions {
-        dns: true,
-        sip: true,
-        ..LabOptions::new(dir.path().join("lab"))
-    })
-    .unwrap();
+    let mut lab = start_lab(dir.path(), false);
     let path = write_cluster_toml(&lab.topology()).unwrap();
     let config = ClusterConfig::load(&path).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -59,19 +57,12 @@ fn switchover_watch_and_status_against_the_lab() {
         f.apply(DEFAULT_NODE_TTL).await.unwrap();
         assert!(f.verify(None, Duration::from_secs(20)).await.unwrap().ok);
         // Replication both ways: the switchover's catch-up and sequence steps run for real.
-        let mut pair = Pair::connect(&config).await.unwrap();
-        pair.pg(Side::A)
-            .client()
-            .batch_execute(
-                "CREATE TABLE public.cli_rows (id bigserial PRIMARY KEY); \
-                 INSERT INTO public.cli_rows SELECT FROM generate_series(1, 50);",
-            )
-            .await
-            .unwrap();
-        let plan = pair.plan(&Intent::default()).await.unwrap();
-        replication::apply(&mut pair, &plan, &NoProgress)
-            .await
-            .unwrap();
+        replicate_from_a(
+            &config,
+            "CREATE TABLE public.cli_rows (id bigserial PRIMARY KEY); \
+             INSERT INTO public.cli_rows SELECT FROM generate_series(1, 50);",
+        )
+        .await;
     });
     let seq_b = || {
         rt.block_on(async {

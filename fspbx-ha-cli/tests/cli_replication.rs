@@ -5,16 +5,12 @@
 #[path = "../../fspbx-ha-core/tests/replication_support/mod.rs"]
 mod replication_support;
 
-use assert_cmd::Command;
+mod support;
+
 use fspbx_ha_lab::postgres::PgFlavor;
 use predicates::prelude::*;
-use replication_support::{LabPair, PairOptions, fspbx_schema_sql};
-
-fn fspbx_ha(config: &std::path::Path) -> Command {
-    let mut c = Command::cargo_bin("fspbx-ha").unwrap();
-    c.env_remove("FSPBX_HA_CONFIG").arg("--config").arg(config);
-    c
-}
+use replication_support::{LabPair, PairOptions};
+use support::{json, run};
 
 #[test]
 fn replication_from_plan_to_teardown_on_17() {
@@ -27,21 +23,10 @@ fn replication_from_plan_to_teardown_on_18() {
 }
 
 fn from_plan_to_teardown(flavor: PgFlavor) {
-    let lab = LabPair::start(PairOptions::new(flavor));
-    let schema = fspbx_schema_sql(5_000);
-    lab.sql_a(&schema);
-    lab.sql_b(&schema);
-    let tables = lab.sql_b(
-        "SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') FROM pg_tables
-          WHERE schemaname IN ('public', 'Billing Data')",
-    );
-    lab.sql_b(&format!("TRUNCATE {tables}"));
+    let lab = LabPair::with_same_schema(PairOptions::new(flavor), 5_000);
     let config = lab.config_file("");
 
-    let out = fspbx_ha(&config)
-        .args(["--json", "replication", "plan"])
-        .assert()
-        .success();
+    let out = run(&config, &["--json", "replication", "plan"], 0);
     let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert!(!stdout.contains(&lab.repl_password) && !stdout.contains(lab.a().password()));
     let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -55,29 +40,19 @@ fn from_plan_to_teardown(flavor: PgFlavor) {
     assert!(stdout.contains("password=<redacted>"));
     assert_eq!(LabPair::leftovers(lab.a()), "0|0|0", "plan changes nothing");
 
-    fspbx_ha(&config)
-        .args(["replication", "apply"])
-        .assert()
-        .success()
+    run(&config, &["replication", "apply"], 0)
         .stderr(
             predicate::str::contains("copy: ").and(predicate::str::contains("subscription.b on b")),
         )
         .stdout(predicate::str::contains("applied:"));
     assert_eq!(lab.sql_b("SELECT count(*) FROM public.v_xml_cdr"), "5000");
 
-    fspbx_ha(&config)
-        .args(["replication", "status"])
-        .assert()
-        .success()
-        .stdout(
-            predicate::str::starts_with("replication: healthy")
-                .and(predicate::str::contains("password=<redacted>")),
-        );
-    let out = fspbx_ha(&config)
-        .args(["--json", "replication", "status"])
-        .assert()
-        .success();
-    let st: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    run(&config, &["replication", "status"], 0).stdout(
+        predicate::str::starts_with("replication: healthy")
+            .and(predicate::str::contains("password=<redacted>")),
+    );
+    let out = run(&config, &["--json", "replication", "status"], 0);
+    let st = json(&out);
     assert_eq!(st["verdict"], "healthy");
     assert!(!String::from_utf8_lossy(&out.get_output().stdout).contains(&lab.repl_password));
 
@@ -87,35 +62,18 @@ fn from_plan_to_teardown(flavor: PgFlavor) {
         "SELECT count(*) FROM public.v_domains WHERE domains_name = 'from the CLI test'",
         "1",
     );
-    fspbx_ha(&config)
-        .args(["replication", "verify"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("identical"));
+    run(&config, &["replication", "verify"], 0).stdout(predicate::str::contains("identical"));
 
-    fspbx_ha(&config)
-        .args(["replication", "apply"])
-        .assert()
-        .success()
+    run(&config, &["replication", "apply"], 0)
         .stdout(predicate::str::contains("applied: 0 step(s) run"));
 
-    fspbx_ha(&config)
-        .args(["replication", "teardown"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("dry run"));
+    run(&config, &["replication", "teardown"], 0).stdout(predicate::str::contains("dry run"));
     assert_eq!(LabPair::leftovers(lab.a()), "1|1|1");
-    fspbx_ha(&config)
-        .args(["replication", "teardown", "--yes"])
-        .assert()
-        .success();
+    run(&config, &["replication", "teardown", "--yes"], 0);
     assert_eq!(LabPair::leftovers(lab.a()), "0|0|0");
     assert_eq!(LabPair::leftovers(lab.b()), "0|0|0");
     // Broken now: status exits 1 and says why.
-    fspbx_ha(&config)
-        .args(["replication", "status"])
-        .assert()
-        .code(1)
+    run(&config, &["replication", "status"], 1)
         .stdout(predicate::str::contains("broken").and(predicate::str::contains("does not exist")));
 }
 
@@ -126,15 +84,9 @@ fn a_refusal_names_node_step_and_fix() {
         ..PairOptions::new(PgFlavor::V17)
     });
     let config = lab.config_file("");
-    fspbx_ha(&config)
-        .args(["replication", "apply"])
-        .assert()
-        .code(3)
-        .stderr(
-            predicate::str::contains(
-                "node a: step settings.a: wal_level = replica (needs logical)",
-            )
+    run(&config, &["replication", "apply"], 3).stderr(
+        predicate::str::contains("node a: step settings.a: wal_level = replica (needs logical)")
             .and(predicate::str::contains("--allow-restart")),
-        );
+    );
     assert_eq!(LabPair::leftovers(lab.a()), "0|0|0");
 }

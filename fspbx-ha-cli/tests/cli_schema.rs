@@ -5,19 +5,15 @@
 #[path = "../../fspbx-ha-core/tests/replication_support/mod.rs"]
 mod replication_support;
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use fspbx_ha_core::config::SequenceStrategy;
 use fspbx_ha_lab::postgres::PgFlavor;
 use predicates::prelude::*;
 use replication_support::{LabPair, PairOptions};
-
-fn fspbx_ha(config: &Path) -> Command {
-    let mut c = Command::cargo_bin("fspbx-ha").unwrap();
-    c.env_remove("FSPBX_HA_CONFIG").arg("--config").arg(config);
-    c
-}
+use support::{contains_all, json, run};
 
 const SCHEMA: &str = "
 CREATE TABLE public.jobs (id bigserial PRIMARY KEY, queue text NOT NULL);
@@ -32,10 +28,6 @@ fn config_with(lab: &LabPair, strategy: SequenceStrategy, dir: &Path) -> PathBuf
     p
 }
 
-fn stdout(a: &assert_cmd::assert::Assert) -> String {
-    String::from_utf8(a.get_output().stdout.clone()).unwrap()
-}
-
 fn schema_commands(flavor: PgFlavor) {
     let lab = LabPair::start(PairOptions::new(flavor));
     lab.sql_a(SCHEMA);
@@ -44,39 +36,21 @@ fn schema_commands(flavor: PgFlavor) {
     let dir = tempfile::tempdir().unwrap();
     let sync = config_with(&lab, SequenceStrategy::Sync, dir.path());
     let inter = config_with(&lab, SequenceStrategy::Interleave, dir.path());
-    fspbx_ha(&sync)
-        .args(["replication", "apply"])
-        .assert()
-        .success();
+    run(&sync, &["replication", "apply"], 0);
 
     // --- sequences, strategy sync: compliant, interleave refused as a usage error.
-    fspbx_ha(&sync)
-        .args(["replication", "sequences"])
-        .assert()
-        .success()
-        .stdout(
-            predicate::str::contains("public.jobs.id")
-                .and(predicate::str::contains(
-                    "strategy sync (moved at a switchover, margin 1000)",
-                ))
-                .and(predicate::str::contains("compliant")),
-        );
-    fspbx_ha(&sync)
-        .args(["replication", "sequences", "--apply", "--yes"])
-        .assert()
-        .code(2)
+    run(&sync, &["replication", "sequences"], 0).stdout(contains_all(&[
+        "public.jobs.id",
+        "strategy sync (moved at a switchover, margin 1000)",
+        "compliant",
+    ]));
+    run(&sync, &["replication", "sequences", "--apply", "--yes"], 2)
         .stderr(predicate::str::contains("replication.sequences.strategy"));
-    fspbx_ha(&sync)
-        .args(["replication", "sequences", "--yes"])
-        .assert()
-        .code(2);
+    run(&sync, &["replication", "sequences", "--yes"], 2);
 
     // --- sequences, strategy interleave: not compliant until applied.
-    let a = fspbx_ha(&inter)
-        .args(["--json", "replication", "sequences"])
-        .assert()
-        .code(1);
-    let v: serde_json::Value = serde_json::from_str(&stdout(&a)).unwrap();
+    let a = run(&inter, &["--json", "replication", "sequences"], 1);
+    let v = json(&a);
     assert_eq!(v["compliance"]["compliant"], false);
     assert_eq!(v["compliance"]["problems"].as_array().unwrap().len(), 2);
     let jobs = &v["nodes"][0]["sequences"][0];
@@ -85,15 +59,11 @@ fn schema_commands(flavor: PgFlavor) {
     assert_eq!(jobs["column_max"], 500);
     assert_eq!(jobs["kind"], "serial");
     // Dry run: the plan, exit 1, nothing changed on B.
-    fspbx_ha(&inter)
-        .args(["replication", "sequences", "--apply"])
-        .assert()
-        .code(1)
-        .stdout(
-            predicate::str::contains("would restart")
-                .and(predicate::str::contains("RESTART WITH 502"))
-                .and(predicate::str::contains("dry run: nothing changed")),
-        );
+    run(&inter, &["replication", "sequences", "--apply"], 1).stdout(contains_all(&[
+        "would restart",
+        "RESTART WITH 502",
+        "dry run: nothing changed",
+    ]));
     let incr = |lab: &LabPair| {
         lab.sql_b(
             "SELECT seqincrement FROM pg_sequence WHERE seqrelid = 'public.jobs_id_seq'::regclass",
@@ -101,99 +71,64 @@ fn schema_commands(flavor: PgFlavor) {
     };
     assert_eq!(incr(&lab), "1");
     // Applied: exit 0, B draws even values.
-    let a = fspbx_ha(&inter)
-        .args(["--json", "replication", "sequences", "--apply", "--yes"])
-        .assert()
-        .success();
-    let v: serde_json::Value = serde_json::from_str(&stdout(&a)).unwrap();
+    let a = run(
+        &inter,
+        &["--json", "replication", "sequences", "--apply", "--yes"],
+        0,
+    );
+    let v = json(&a);
     assert_eq!(v["applied"], true);
     assert_eq!(incr(&lab), "2");
     assert_eq!(
         lab.sql_b("INSERT INTO public.jobs (queue) VALUES ('b') RETURNING id"),
         "502"
     );
-    fspbx_ha(&inter)
-        .args(["replication", "sequences"])
-        .assert()
-        .success();
-    fspbx_ha(&inter)
-        .args(["replication", "status"])
-        .assert()
-        .success()
-        .stdout(
-            predicate::str::contains(
-                "sequences: interleave (step 2, offsets [1, 2]): 1 serial/identity sequence(s); compliant",
-            )
-            .and(predicate::str::contains("schema: no drift"))
-            .and(predicate::str::contains("max_slot_wal_keep_size = -1")),
-        );
+    run(&inter, &["replication", "sequences"], 0);
+    run(&inter, &["replication", "status"], 0).stdout(contains_all(&[
+        "sequences: interleave (step 2, offsets [1, 2]): 1 serial/identity sequence(s); compliant",
+        "schema: no drift",
+        "max_slot_wal_keep_size = -1",
+    ]));
 
     // --- drift.
-    fspbx_ha(&inter)
-        .args(["replication", "drift"])
-        .assert()
-        .success()
+    run(&inter, &["replication", "drift"], 0)
         .stdout(predicate::str::contains("have the same tables"));
     lab.sql_a("ALTER TABLE public.v_users ADD COLUMN nickname text");
-    fspbx_ha(&inter)
-        .args(["replication", "drift"])
-        .assert()
-        .code(1)
-        .stdout(predicate::str::contains(
-            "\"public\".\"v_users\"\n    - column \"nickname\" (text) only on a",
-        ));
-    let a = fspbx_ha(&inter)
-        .args(["--json", "replication", "drift"])
-        .assert()
-        .code(1);
-    let v: serde_json::Value = serde_json::from_str(&stdout(&a)).unwrap();
+    run(&inter, &["replication", "drift"], 1).stdout(predicate::str::contains(
+        "\"public\".\"v_users\"\n    - column \"nickname\" (text) only on a",
+    ));
+    let a = run(&inter, &["--json", "replication", "drift"], 1);
+    let v = json(&a);
     assert_eq!(v["tables"][0]["changes"][0]["kind"], "column_only_on");
     assert_eq!(v["tables"][0]["changes"][0]["node"], "a");
-    fspbx_ha(&inter)
-        .args(["replication", "status"])
-        .assert()
-        .code(1)
+    run(&inter, &["replication", "status"], 1)
         .stdout(predicate::str::contains("schema drift in 1 table(s)"));
 
     // --- refresh: blocked while B lacks a table A publishes (exit 1, nothing ran).
     lab.sql_a("CREATE TABLE public.v_new (id uuid PRIMARY KEY)");
-    fspbx_ha(&inter)
-        .args(["replication", "refresh", "--yes"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "node b: subscription fspbx_subscription_a_to_b cannot be refreshed",
-        ));
+    run(&inter, &["replication", "refresh", "--yes"], 1).stderr(predicate::str::contains(
+        "node b: subscription fspbx_subscription_a_to_b cannot be refreshed",
+    ));
     // Both have it: dry run shows both statements and changes nothing; --yes refreshes.
     lab.sql_b("CREATE TABLE public.v_new (id uuid PRIMARY KEY)");
-    fspbx_ha(&inter)
-        .args(["replication", "refresh"])
-        .assert()
-        .success()
-        .stdout(
-            predicate::str::contains("would refresh: 1 table(s) to add (public.v_new)")
-                .and(predicate::str::contains("dry run: nothing changed")),
-        );
+    run(&inter, &["replication", "refresh"], 0).stdout(contains_all(&[
+        "would refresh: 1 table(s) to add (public.v_new)",
+        "dry run: nothing changed",
+    ]));
     let subscribed = |lab: &LabPair| {
         lab.sql_b(
             "SELECT count(*) FROM pg_subscription_rel WHERE srrelid = 'public.v_new'::regclass",
         )
     };
     assert_eq!(subscribed(&lab), "0");
-    let a = fspbx_ha(&inter)
-        .args(["--json", "replication", "refresh", "--yes"])
-        .assert()
-        .success();
-    let v: serde_json::Value = serde_json::from_str(&stdout(&a)).unwrap();
+    let a = run(&inter, &["--json", "replication", "refresh", "--yes"], 0);
+    let v = json(&a);
     assert_eq!(v["dry_run"], false);
     assert_eq!(v["subscriptions"][0]["done"], true);
     assert_eq!(v["subscriptions"][1]["done"], true);
     assert_eq!(subscribed(&lab), "1");
     lab.sql_b("ALTER TABLE public.v_users ADD COLUMN nickname text");
-    fspbx_ha(&inter)
-        .args(["replication", "drift"])
-        .assert()
-        .success();
+    run(&inter, &["replication", "drift"], 0);
 }
 
 #[test]

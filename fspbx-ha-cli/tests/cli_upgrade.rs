@@ -8,17 +8,16 @@ mod replication_support;
 #[path = "../../fspbx-ha-core/tests/upgrade_support/mod.rs"]
 mod upgrade_support;
 
-use assert_cmd::Command;
+mod support;
+
 use fspbx_ha_lab::postgres::PgFlavor;
 use predicates::prelude::*;
 use replication_support::{LabPair, PairOptions, fspbx_schema_sql};
-use upgrade_support::{BROKEN_SQL, MIGRATION_NAME, MIGRATION_SQL, Workdir};
-
-fn fspbx_ha(config: &std::path::Path) -> Command {
-    let mut c = Command::cargo_bin("fspbx-ha").unwrap();
-    c.env_remove("FSPBX_HA_CONFIG").arg("--config").arg(config);
-    c
-}
+use support::{contains_all, json, run};
+use upgrade_support::{
+    MIGRATION_NAME, MIGRATION_SQL, RAN_AFTER_RESUME, RAN_UNTIL_B_FAILED, Workdir, assert_migrated,
+    assert_rows_cross, broken_sql,
+};
 
 #[test]
 fn upgrade_fails_on_node_b_then_resumes_from_the_cli() {
@@ -31,7 +30,7 @@ fn upgrade_fails_on_node_b_then_resumes_from_the_cli() {
     let w = Workdir::new(&lab);
     w.write(
         &format!("release-b/migrations/{MIGRATION_NAME}.sql"),
-        BROKEN_SQL,
+        &broken_sql(),
     );
     let mut config = upgrade_support::config(&lab, &w);
     // The first node comes from --first (the lab runs no DNS to tell the active node).
@@ -41,29 +40,17 @@ fn upgrade_fails_on_node_b_then_resumes_from_the_cli() {
     std::fs::write(&cfg, config.to_toml()).unwrap();
     let state_file = cfg_dir.path().join("upgrade-state.json");
 
-    fspbx_ha(&cfg)
-        .args(["replication", "apply"])
-        .assert()
-        .success();
+    run(&cfg, &["replication", "apply"], 0);
 
     // Without --yes: the plan, nothing runs.
-    fspbx_ha(&cfg)
-        .args(["upgrade", "--first", "a"])
-        .assert()
-        .success()
-        .stdout(
-            predicate::str::contains("upgrade plan: a first, then b (14 steps)")
-                .and(predicate::str::contains(
-                    " 9. migrate.b on b\n     run:   sh ./migrate.sh",
-                ))
-                .and(predicate::str::contains("not run: pass --yes")),
-        );
+    run(&cfg, &["upgrade", "--first", "a"], 0).stdout(contains_all(&[
+        "upgrade plan: a first, then b (14 steps)",
+        " 9. migrate.b on b\n     run:   sh ./migrate.sh",
+        "not run: pass --yes",
+    ]));
     // --dry-run --json: every step, node and exact command.
-    let out = fspbx_ha(&cfg)
-        .args(["--json", "upgrade", "--dry-run", "--first", "a"])
-        .assert()
-        .success();
-    let dry: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let out = run(&cfg, &["--json", "upgrade", "--dry-run", "--first", "a"], 0);
+    let dry = json(&out);
     assert_eq!(dry["dry_run"], true);
     let steps = dry["plan"]["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 14);
@@ -80,41 +67,23 @@ fn upgrade_fails_on_node_b_then_resumes_from_the_cli() {
     assert!(w.ran().is_empty() && !state_file.exists(), "nothing ran");
 
     // The run stops at node B's migration.
-    fspbx_ha(&cfg)
-        .args(["upgrade", "--yes", "--first", "a"])
-        .assert()
-        .code(3)
-        .stderr(
-            predicate::str::contains("[9/14] migrate.b on b: sh ./migrate.sh")
-                .and(predicate::str::contains(
-                    "error: upgrade step migrate.b failed on node b: `sh ./migrate.sh` ended \
-                     with exit status 3",
-                ))
-                .and(predicate::str::contains("ADD COLUM call_tag_uuid"))
-                .and(predicate::str::contains("it resumes at migrate.b"))
-                .and(predicate::str::contains(state_file.display().to_string())),
-        );
+    run(&cfg, &["upgrade", "--yes", "--first", "a"], 3).stderr(contains_all(&[
+        "[9/14] migrate.b on b: sh ./migrate.sh",
+        "error: upgrade step migrate.b failed on node b: `sh ./migrate.sh` ended with exit \
+             status 3",
+        "ADD COLUM call_tag_uuid",
+        "it resumes at migrate.b",
+        &state_file.display().to_string(),
+    ]));
     assert!(
         state_file.exists(),
         "the state file is next to the configuration"
     );
-    assert_eq!(
-        w.ran(),
-        [
-            "code.a",
-            "code.b",
-            "migrate.a",
-            "delete-last-batch.b",
-            "migrate.b"
-        ]
-    );
+    assert_eq!(w.ran(), RAN_UNTIL_B_FAILED);
 
     // Another first node is another plan: refused, as JSON, exit 2.
-    let out = fspbx_ha(&cfg)
-        .args(["--json", "upgrade", "--yes", "--first", "b"])
-        .assert()
-        .code(2);
-    let refused: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let out = run(&cfg, &["--json", "upgrade", "--yes", "--first", "b"], 2);
+    let refused = json(&out);
     assert_eq!(refused["ok"], false);
     assert!(
         refused["error"]
@@ -130,18 +99,12 @@ fn upgrade_fails_on_node_b_then_resumes_from_the_cli() {
         &format!("code-b/migrations/{MIGRATION_NAME}.sql"),
         MIGRATION_SQL,
     );
-    let out = fspbx_ha(&cfg)
-        .args(["--json", "upgrade", "--yes"])
-        .assert()
-        .success()
-        .stderr(
-            predicate::str::contains("resuming (8 of 14 steps recorded done)")
-                .and(predicate::str::contains(
-                    "precheck.replication on both: recorded done",
-                ))
-                .and(predicate::str::contains("[9/14] migrate.b on b")),
-        );
-    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let out = run(&cfg, &["--json", "upgrade", "--yes"], 0).stderr(contains_all(&[
+        "resuming (8 of 14 steps recorded done)",
+        "precheck.replication on both: recorded done",
+        "[9/14] migrate.b on b",
+    ]));
+    let report = json(&out);
     assert_eq!(report["finished"], true);
     assert_eq!(report["resumed"], true);
     assert_eq!(
@@ -156,45 +119,12 @@ fn upgrade_fails_on_node_b_then_resumes_from_the_cli() {
         .collect();
     assert_eq!(&results[..8], ["already_done"; 8]);
     assert_eq!(&results[8..], ["executed"; 6]);
-    assert_eq!(
-        w.ran(),
-        [
-            "code.a",
-            "code.b",
-            "migrate.a",
-            "delete-last-batch.b",
-            "migrate.b",
-            "migrate.b",
-            "refresh.a",
-            "refresh.b"
-        ]
-    );
+    assert_eq!(w.ran(), RAN_AFTER_RESUME);
 
-    // The servers: the table on both, in both subscriptions ready, rows crossing both ways.
-    for (pg, sub) in [
-        (lab.a(), "fspbx_subscription_b_to_a"),
-        (lab.b(), "fspbx_subscription_a_to_b"),
-    ] {
-        assert_eq!(
-            pg.psql(
-                "fusionpbx",
-                "SELECT s.subname || ':' || r.srsubstate::text
-                   FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
-                  WHERE r.srrelid = 'public.v_call_tags'::regclass"
-            )
-            .unwrap(),
-            format!("{sub}:r")
-        );
-    }
-    lab.sql_a("INSERT INTO public.v_call_tags (call_tag_name) VALUES ('from A')");
-    lab.sql_b("INSERT INTO public.v_call_tags (call_tag_name) VALUES ('from B')");
-    let tags =
-        "SELECT string_agg(call_tag_name, ',' ORDER BY call_tag_name) FROM public.v_call_tags";
-    lab.wait_for(lab.a(), tags, "from A,from B");
-    lab.wait_for(lab.b(), tags, "from A,from B");
-    fspbx_ha(&cfg)
-        .args(["replication", "status"])
-        .assert()
-        .success()
+    // The servers: the table and column on both, in both subscriptions ready, the migration
+    // recorded once, rows crossing both ways.
+    assert_migrated(&lab);
+    assert_rows_cross(&lab);
+    run(&cfg, &["replication", "status"], 0)
         .stdout(predicate::str::starts_with("replication: healthy"));
 }

@@ -17,16 +17,19 @@
 //!   from `FSPBX_HA_BIN`, else `target/release/fspbx-ha`) on the healthy pair: peak RSS
 //!   (VmHWM) and CPU share of one core (utime + stime over wall time).
 
+#[path = "../tests/failover_support/mod.rs"]
+mod failover_support;
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use failover_support::{lab_config, percentile, start_lab};
 use fspbx_ha_core::config::ClusterConfig;
-use fspbx_ha_core::failover::{Controller, ControllerStatus, Health, Requirement};
+use fspbx_ha_core::failover::{Controller, ControllerStatus, Health};
 use fspbx_ha_core::floating::{DEFAULT_NODE_TTL, FlipOptions, Floating};
 use fspbx_ha_dns::RecordKind;
 use fspbx_ha_dns::propagation::{Checker, Outcome};
-use fspbx_ha_lab::cluster_toml::write_cluster_toml;
-use fspbx_ha_lab::lab::{Lab, LabOptions};
+use fspbx_ha_lab::lab::Lab;
 
 const INTERVAL: Duration = Duration::from_millis(500);
 
@@ -35,14 +38,6 @@ fn arg(i: usize, default: u64) -> u64 {
         .nth(i)
         .and_then(|a| a.parse().ok())
         .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 async fn answers(checker: &Checker, name: &str) -> Vec<Option<Vec<IpAddr>>> {
@@ -147,23 +142,9 @@ async fn main() {
     let blips = arg(2, 30);
     let footprint_s = arg(3, 60);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut lab = Lab::start(LabOptions {
-        dns: true,
-        sip: true,
-        ..LabOptions::new(dir.path().join("lab"))
-    })
-    .expect("lab");
-    let path = write_cluster_toml(&lab.topology()).expect("cluster.toml");
-    let mut config = ClusterConfig::load(&path).expect("config");
-    config.policy.interval = INTERVAL;
-    config.policy.fall = 3;
-    config.policy.rise = 2;
-    // No replication in this lab: the gates are not measured (see the e2e test).
-    config.failover.lag = Requirement::Off;
-    config.failover.schema = Requirement::Off;
-    config.failover.sync = Requirement::Off;
-    config.failover.record_refresh = Duration::from_secs(1);
-    config.failover.fence_timeout = Duration::from_secs(2);
+    let mut lab = start_lab(dir.path(), false);
+    // Rise 2, fall 3; no replication in this lab: the gates are not measured (see the e2e test).
+    let config = lab_config(&lab, INTERVAL);
     let floating = Floating::new(&config).expect("floating");
     floating.apply(DEFAULT_NODE_TTL).await.expect("dns apply");
     let checker = floating.checker().await.expect("checker");

@@ -15,65 +15,18 @@
 //! acknowledged rows missing on the new active node (at once, and after the heartbeat
 //! timeout).
 
-use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+#[path = "../tests/failover_support/mod.rs"]
+mod failover_support;
+
 use std::time::{Duration, Instant};
 
-use fspbx_ha_core::config::ClusterConfig;
+use failover_support::{Writer, lab_config, missing_on, percentile, set_up_replication, start_lab};
 use fspbx_ha_core::failover::{Controller, NodeId, Requirement, SwitchoverReport};
 use fspbx_ha_core::floating::{DEFAULT_NODE_TTL, Floating};
-use fspbx_ha_core::replication::{self, Intent, NoProgress, Pair, Side, Verdict};
-use fspbx_ha_lab::cluster_toml::write_cluster_toml;
-use fspbx_ha_lab::lab::{Lab, LabOptions};
-use tokio::task::JoinHandle;
+use fspbx_ha_core::replication::Side;
 
 const INTERVAL: Duration = Duration::from_millis(500);
 const WRITE_PAUSE: Duration = Duration::from_millis(5);
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-/// Commits a row to one node every [`WRITE_PAUSE`]; returns the acknowledged ids.
-fn writer(pair: Arc<Pair>, side: Side, stop: Arc<AtomicBool>) -> JoinHandle<(Vec<i64>, usize)> {
-    tokio::spawn(async move {
-        let (mut acked, mut errors) = (vec![], 0usize);
-        while !stop.load(Ordering::Relaxed) {
-            match pair
-                .pg(side)
-                .client()
-                .query_one(
-                    "INSERT INTO public.switch_rows DEFAULT VALUES RETURNING id",
-                    &[],
-                )
-                .await
-            {
-                Ok(row) => acked.push(row.get::<_, i64>(0)),
-                Err(_) => errors += 1,
-            }
-            tokio::time::sleep(WRITE_PAUSE).await;
-        }
-        (acked, errors)
-    })
-}
-
-async fn missing_on(pair: &Pair, side: Side, ids: &[i64]) -> usize {
-    let have: HashSet<i64> = pair
-        .pg(side)
-        .client()
-        .query("SELECT id FROM public.switch_rows", &[])
-        .await
-        .expect("select")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    ids.iter().filter(|i| !have.contains(i)).count()
-}
 
 fn step_ms(r: &SwitchoverReport, name: &str) -> f64 {
     r.steps
@@ -89,44 +42,19 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(20);
     let dir = tempfile::tempdir().expect("tempdir");
-    let lab = Lab::start(LabOptions {
-        dns: true,
-        sip: true,
-        ..LabOptions::new(dir.path().join("lab"))
-    })
-    .expect("lab");
-    let path = write_cluster_toml(&lab.topology()).expect("cluster.toml");
-    let mut config = ClusterConfig::load(&path).expect("config");
-    config.policy.interval = INTERVAL;
-    config.policy.fall = 3;
-    config.policy.rise = 2;
+    let lab = start_lab(dir.path(), false);
+    // Rise 2, fall 3, the Syncthing gate off; replication is set up below: lag and schema hard.
+    let mut config = lab_config(&lab, INTERVAL);
     config.failover.lag = Requirement::Hard;
     config.failover.schema = Requirement::Hard;
-    config.failover.sync = Requirement::Off;
-    config.failover.fence_timeout = Duration::from_secs(2);
     // Nothing is counted after these flips (no FreeSWITCH in the lab).
     config.failover.registrations_watch = Duration::ZERO;
     config.failover.calls_watch = Duration::ZERO;
     let floating = Floating::new(&config).expect("floating");
     floating.apply(DEFAULT_NODE_TTL).await.expect("dns apply");
 
-    let mut pair = Pair::connect(&config).await.expect("pair");
-    pair.pg(Side::A)
-        .client()
-        .batch_execute(
-            "CREATE TABLE public.switch_rows (id bigserial PRIMARY KEY, \
-             at timestamptz NOT NULL DEFAULT now()); \
-             INSERT INTO public.switch_rows DEFAULT VALUES;",
-        )
-        .await
-        .expect("table");
-    let plan = pair.plan(&Intent::default()).await.expect("plan");
-    replication::apply(&mut pair, &plan, &NoProgress)
-        .await
-        .expect("replication");
-    let st = replication::status(&pair).await.expect("status");
-    assert_ne!(st.verdict, Verdict::Broken, "{}", st.render());
-    let pair = Arc::new(pair);
+    // A bigserial table on A, then replication both ways.
+    let pair = set_up_replication(&config).await;
     println!(
         "settings: interval {INTERVAL:?}, rise 2, fall 3, probe timeout {:?}, lag and schema \
          gates hard, writer every {WRITE_PAUSE:?} on the active node, PostgreSQL 17, Knot \
@@ -143,23 +71,22 @@ async fn main() {
             (Side::B, NodeId::A)
         };
         let target = if to == NodeId::B { Side::B } else { Side::A };
-        let stop = Arc::new(AtomicBool::new(false));
-        let w = writer(pair.clone(), from, stop.clone());
+        let w = Writer::start(&config, from, WRITE_PAUSE).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut controller = Controller::new(config.clone()).await.expect("controller");
         let report = controller
             .switchover(to, false, false)
             .await
             .unwrap_or_else(|e| panic!("trial {trial}: {e}"));
-        stop.store(true, Ordering::Relaxed);
-        let (acked, errors) = w.await.expect("writer");
+        let (acked, errors) = w.stop().await;
+        let acked: Vec<i64> = acked.into_iter().map(|(id, _)| id).collect();
         assert_eq!(report.outcome, "flipped", "{report:#?}");
-        let late = missing_on(&pair, target, &acked).await;
+        let late = missing_on(&pair, target, &acked).await.len();
         let deadline = Instant::now() + config.replication.heartbeat_timeout;
         let mut lost = late;
         while lost > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            lost = missing_on(&pair, target, &acked).await;
+            lost = missing_on(&pair, target, &acked).await.len();
         }
         println!(
             "trial {trial:>2} -> {}: {:>5.0} ms (flip {:>4.0} ms, catch-up {:>3.0} ms); {} rows \

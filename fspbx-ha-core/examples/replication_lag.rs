@@ -34,9 +34,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fspbx_ha_core::replication::{self, Intent, NoProgress, Pair, Verdict};
+use fspbx_ha_core::replication;
 use fspbx_ha_lab::postgres::{PgFlavor, PgServer};
-use replication_support::{LabPair, PairOptions, fspbx_schema_sql};
+use replication_support::{LabPair, PairOptions, replicate_both_ways};
 
 /// The transaction each pgbench client runs (`:run` tags the rows of one run).
 const SCRIPT: &str = r#"\set ext random(1, 50)
@@ -49,78 +49,6 @@ END;
 "#;
 
 const CLIENTS: u32 = 4;
-
-/// The pair's schema: FS PBX-like tables on both nodes, B empty (its rows come from A).
-fn same_schema_pair(flavor: PgFlavor) -> LabPair {
-    let lab = LabPair::start(PairOptions::new(flavor));
-    let schema = fspbx_schema_sql(10_000);
-    lab.sql_a(&schema);
-    lab.sql_b(&schema);
-    let tables = lab.sql_b(
-        "SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') FROM pg_tables
-          WHERE schemaname IN ('public', 'Billing Data')",
-    );
-    lab.sql_b(&format!("TRUNCATE {tables}"));
-    lab
-}
-
-fn wait_ready(pg: &PgServer) {
-    while pg
-        .psql(
-            "fusionpbx",
-            "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'",
-        )
-        .unwrap()
-        != "0"
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Plain PostgreSQL, by hand (FS PBX's names, user and options).
-fn manual_setup(lab: &LabPair) {
-    lab.sql_a("CREATE PUBLICATION fspbx_publication_a FOR ALL TABLES");
-    lab.sql_b("CREATE PUBLICATION fspbx_publication_b FOR ALL TABLES");
-    let sub = |on: &PgServer, to: &PgServer, name: &str, publ: &str, copy: bool| {
-        on.psql(
-            "fusionpbx",
-            &format!(
-                "CREATE SUBSCRIPTION {name} CONNECTION 'host={} port={} dbname=fusionpbx user=fusionpbx password={}' \
-                 PUBLICATION {publ} WITH (copy_data = {copy}, origin = none)",
-                to.ip(),
-                to.port(),
-                to.password()
-            ),
-        )
-        .unwrap();
-    };
-    sub(
-        lab.b(),
-        lab.a(),
-        "fspbx_subscription_a_to_b",
-        "fspbx_publication_a",
-        true,
-    );
-    wait_ready(lab.b());
-    sub(
-        lab.a(),
-        lab.b(),
-        "fspbx_subscription_b_to_a",
-        "fspbx_publication_b",
-        false,
-    );
-}
-
-async fn our_setup(lab: &LabPair) -> Pair {
-    let mut pair = Pair::connect(&lab.config("")).await.unwrap();
-    let plan = pair.plan(&Intent::default()).await.unwrap();
-    replication::apply(&mut pair, &plan, &NoProgress)
-        .await
-        .unwrap();
-    let st = replication::status(&pair).await.unwrap();
-    assert_eq!(st.verdict, Verdict::Healthy, "{}", st.render());
-    pair
-}
 
 /// B records when each CDR was applied.
 fn add_probe_column(lab: &LabPair) {
@@ -257,10 +185,11 @@ async fn main() {
         sync_commit()
     );
 
-    let manual = same_schema_pair(flavor);
-    manual_setup(&manual);
-    let ours = same_schema_pair(flavor);
-    let pair = our_setup(&ours).await;
+    let manual = LabPair::with_same_schema(PairOptions::new(flavor), 10_000);
+    // Plain PostgreSQL, by hand (FS PBX's names, user and options).
+    manual.script_setup(Duration::from_secs(600));
+    let ours = LabPair::with_same_schema(PairOptions::new(flavor), 10_000);
+    let pair = replicate_both_ways(&ours.config("")).await;
     // What one `status` call costs the nodes when idle: WAL written on A (the heartbeat row;
     // both nodes write one) and wall time.
     let lsn = |lab: &LabPair| lab.sql_a("SELECT pg_current_wal_lsn()");

@@ -22,14 +22,13 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use failover_support::{
-    FALL, INTERVAL, Running, all_answer, answers, events, floating_on_a, kill_node, start_lab,
-    wait_until,
+    FALL, INTERVAL, Running, Writer, all_answer, answers, events, floating_on_a, kill_node,
+    missing_on, set_up_replication, start_lab, switch_row_ids, wait_until,
 };
 use fspbx_ha_core::config::ClusterConfig;
 use fspbx_ha_core::failover::{Controller, NodeId, Requirement, StepStatus};
-use fspbx_ha_core::replication::{self, Intent, NoProgress, Pair, Side, Verdict};
+use fspbx_ha_core::replication::{Pair, Side};
 use fspbx_ha_lab::lab::Lab;
-use tokio::task::JoinHandle;
 
 /// The shared CI settings, plus `/metrics` on a free port and a notify command appending to
 /// [`notes_path`].
@@ -172,14 +171,7 @@ async fn failover_flips_on_node_loss_only_and_never_flaps() {
     let b = fspbx_ha_core::pg::connect("nodes[1]", &config.nodes[1], None)
         .await
         .unwrap();
-    let on_b: std::collections::HashSet<i64> = b
-        .client()
-        .query("SELECT id FROM public.switch_rows", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let on_b = switch_row_ids(&b).await;
     let missing: Vec<&(i64, Instant)> = acked.iter().filter(|(id, _)| !on_b.contains(id)).collect();
     let old_missing = missing
         .iter()
@@ -480,62 +472,6 @@ async fn a_hung_node_is_failed_away_from_and_fencing_it_is_bounded() {
     );
 }
 
-/// A writer committing rows to one node over its own connection, recording every
-/// acknowledged id with the moment it was acknowledged.
-struct Writer {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    task: JoinHandle<(Vec<(i64, Instant)>, usize)>,
-}
-
-impl Writer {
-    /// Starts inserting into `public.switch_rows` on node `side` every `pause`.
-    async fn start(config: &ClusterConfig, side: Side, pause: Duration) -> Writer {
-        let pair = Pair::connect(config).await.unwrap();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let task = tokio::spawn(async move {
-            let (mut acked, mut errors) = (vec![], 0usize);
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                match pair
-                    .pg(side)
-                    .client()
-                    .query_one(
-                        "INSERT INTO public.switch_rows DEFAULT VALUES RETURNING id",
-                        &[],
-                    )
-                    .await
-                {
-                    Ok(row) => acked.push((row.get::<_, i64>(0), Instant::now())),
-                    Err(_) => errors += 1,
-                }
-                tokio::time::sleep(pause).await;
-            }
-            (acked, errors)
-        });
-        Writer { stop, task }
-    }
-
-    /// Stops it: every acknowledged id with when, and the number of failed inserts.
-    async fn stop(self) -> (Vec<(i64, Instant)>, usize) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.task.await.unwrap()
-    }
-}
-
-/// Ids of `ids` that node `side` does not hold.
-async fn missing_on(pair: &Pair, side: Side, ids: &[i64]) -> Vec<i64> {
-    let have: std::collections::HashSet<i64> = pair
-        .pg(side)
-        .client()
-        .query("SELECT id FROM public.switch_rows", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    ids.iter().copied().filter(|i| !have.contains(i)).collect()
-}
-
 /// `public.switch_rows_id_seq`'s last value on node `side`.
 async fn seq_value(pair: &Pair, side: Side) -> Option<i64> {
     pair.pg(side)
@@ -548,28 +484,6 @@ async fn seq_value(pair: &Pair, side: Side) -> Option<i64> {
         .await
         .unwrap()
         .get(0)
-}
-
-/// Creates `public.switch_rows` (bigserial) on A and sets replication up both ways (the schema
-/// is copied to B).
-async fn set_up_replication(config: &ClusterConfig) -> Pair {
-    let mut pair = Pair::connect(config).await.unwrap();
-    pair.pg(Side::A)
-        .client()
-        .batch_execute(
-            "CREATE TABLE public.switch_rows (id bigserial PRIMARY KEY, \
-             at timestamptz NOT NULL DEFAULT now()); \
-             INSERT INTO public.switch_rows DEFAULT VALUES;",
-        )
-        .await
-        .unwrap();
-    let plan = pair.plan(&Intent::default()).await.unwrap();
-    replication::apply(&mut pair, &plan, &NoProgress)
-        .await
-        .unwrap();
-    let st = replication::status(&pair).await.unwrap();
-    assert_ne!(st.verdict, Verdict::Broken, "{}", st.render());
-    pair
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

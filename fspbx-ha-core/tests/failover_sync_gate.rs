@@ -12,9 +12,12 @@
 
 mod failover_support;
 
+use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use fspbx_ha_core::config::ClusterConfig;
+use fspbx_ha_dns::propagation::Checker;
 use fspbx_ha_lab::lab::Lab;
 
 use failover_support::{
@@ -38,6 +41,39 @@ fn gated(lab: &Lab, sync: Requirement) -> ClusterConfig {
     config
 }
 
+/// Starts the controller and waits until both nodes are up and Syncthing is measured (B: the
+/// folder is not shared, so not complete), then a few rounds more.
+async fn start_measured(config: &ClusterConfig) -> Running {
+    let audit = config.failover.audit_log.as_path();
+    let run = Running::start(config).await;
+    let measured = wait_until(Duration::from_secs(10), || async move {
+        events(audit, "preconditions")
+            .iter()
+            .any(|r| r.detail.to_string().contains("SyncComplete"))
+    })
+    .await;
+    assert!(measured, "{:#?}", events(audit, "preconditions"));
+    tokio::time::sleep(INTERVAL * 3).await;
+    run
+}
+
+/// Whether every authoritative server came to answer `addr` for `name` (within 15 s), and
+/// whether the controller then recorded its flip (it does once every server answers, a moment
+/// after we see it; 5 s more).
+async fn moved_and_recorded(
+    checker: &Checker,
+    name: &str,
+    addr: &[IpAddr],
+    audit: &Path,
+) -> (bool, bool) {
+    let moved = wait_until(Duration::from_secs(15), || all_answer(checker, name, addr)).await;
+    let recorded = wait_until(Duration::from_secs(5), || async move {
+        !events(audit, "flip").is_empty()
+    })
+    .await;
+    (moved, recorded)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hard_sync_gate_blocks_until_syncthing_reports_the_standby_complete() {
     let dir = tempfile::tempdir().unwrap();
@@ -51,16 +87,7 @@ async fn a_hard_sync_gate_blocks_until_syncthing_reports_the_standby_complete() 
         config.nodes[1].addresses.clone(),
     );
 
-    let run = Running::start(&config).await;
-    // Both nodes up and Syncthing measured (B: the folder is not shared, so not complete).
-    let measured = wait_until(Duration::from_secs(10), || async {
-        events(&audit, "preconditions")
-            .iter()
-            .any(|r| r.detail.to_string().contains("SyncComplete"))
-    })
-    .await;
-    assert!(measured, "{:#?}", events(&audit, "preconditions"));
-    tokio::time::sleep(INTERVAL * 3).await;
+    let run = start_measured(&config).await;
     // A's SIP stack dies; its Syncthing (and the rest) still answer.
     lab.a_mut().sip.as_mut().unwrap().kill_hard();
     let blocked = |r: &fspbx_ha_core::failover::AuditRecord| {
@@ -96,15 +123,7 @@ async fn a_hard_sync_gate_blocks_until_syncthing_reports_the_standby_complete() 
         .await
         .unwrap();
     assert!(st.is_complete(), "{}", st.summary());
-    let moved = wait_until(Duration::from_secs(15), || {
-        all_answer(&checker, &name, &addr_b)
-    })
-    .await;
-    // The controller records the flip once every server answers B (a moment after we see it).
-    let recorded = wait_until(Duration::from_secs(5), || async {
-        !events(&audit, "flip").is_empty()
-    })
-    .await;
+    let (moved, recorded) = moved_and_recorded(&checker, &name, &addr_b, &audit).await;
     let status = run.stop().await;
     assert!(moved && recorded, "{:#?}", events(&audit, "preconditions"));
     assert_eq!(status.flips_ok, 1, "{status:#?}");
@@ -142,25 +161,9 @@ async fn a_soft_sync_gate_lets_the_flip_happen_and_says_so() {
     let name = config.floating.name.clone();
     let addr_b = config.nodes[1].addresses.clone();
 
-    let run = Running::start(&config).await;
-    // Both nodes up and Syncthing measured (B: the folder is not shared, so not complete).
-    let measured = wait_until(Duration::from_secs(10), || async {
-        events(&audit, "preconditions")
-            .iter()
-            .any(|r| r.detail.to_string().contains("SyncComplete"))
-    })
-    .await;
-    assert!(measured, "{:#?}", events(&audit, "preconditions"));
-    tokio::time::sleep(INTERVAL * 3).await;
+    let run = start_measured(&config).await;
     lab.a_mut().sip.as_mut().unwrap().kill_hard();
-    let moved = wait_until(Duration::from_secs(15), || {
-        all_answer(&checker, &name, &addr_b)
-    })
-    .await;
-    let recorded = wait_until(Duration::from_secs(5), || async {
-        !events(&audit, "flip").is_empty()
-    })
-    .await;
+    let (moved, recorded) = moved_and_recorded(&checker, &name, &addr_b, &audit).await;
     let status = run.stop().await;
     assert!(moved && recorded, "{:#?}", events(&audit, "decision"));
     assert_eq!(status.flips_ok, 1, "{status:#?}");

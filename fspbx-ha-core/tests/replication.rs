@@ -5,6 +5,7 @@
 mod replication_support;
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use fspbx_ha_core::Error;
 use fspbx_ha_core::replication::{
@@ -305,21 +306,6 @@ async fn full_cycle_on_postgresql_18() {
     full_cycle(PgFlavor::V18).await;
 }
 
-/// Both nodes carry the same schema (as two FS PBX installs do): no SSH needed.
-fn same_schema_pair(opts: PairOptions) -> LabPair {
-    let lab = LabPair::start(opts);
-    let schema = fspbx_schema_sql(2_000);
-    lab.sql_a(&schema);
-    // B: the same schema, no rows (FS PBX's script empties B before the copy).
-    lab.sql_b(&schema);
-    let tables = lab.sql_b(
-        "SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') FROM pg_tables
-          WHERE schemaname IN ('public', 'Billing Data')",
-    );
-    lab.sql_b(&format!("TRUNCATE {tables}"));
-    lab
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgresql_15_is_refused() {
     let lab = LabPair::start(PairOptions {
@@ -387,7 +373,7 @@ async fn wrong_password_names_the_node() {
 /// step and fix, the pair keeps what was done, and the next apply resumes and finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_failing_midway_then_apply_resumes() {
-    let lab = same_schema_pair(PairOptions::new(PgFlavor::V17));
+    let lab = LabPair::with_same_schema(PairOptions::new(PgFlavor::V17), 2_000);
     let mut config = lab.config("");
     config.nodes[0].peer_address = Some("127.0.0.9".parse().unwrap()); // nothing listens there
     let mut pair = Pair::connect(&config).await.unwrap();
@@ -440,7 +426,7 @@ async fn a_step_failing_midway_then_apply_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn existing_subscription_with_other_options_is_reported() {
-    let lab = same_schema_pair(PairOptions::new(PgFlavor::V17));
+    let lab = LabPair::with_same_schema(PairOptions::new(PgFlavor::V17), 2_000);
     lab.sql_a("CREATE PUBLICATION fspbx_publication_a FOR ALL TABLES");
     lab.sql_b(&format!(
         "CREATE SUBSCRIPTION fspbx_subscription_a_to_b CONNECTION 'host=127.0.0.2 port={} dbname=fusionpbx user=postgres password={}' \
@@ -471,50 +457,8 @@ async fn existing_subscription_with_other_options_is_reported() {
 /// recognized: nothing is recreated, the heartbeat is added and both subscriptions refreshed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fspbx_script_pair_is_adopted() {
-    let lab = same_schema_pair(PairOptions::new(PgFlavor::V17));
-    for (pg, name) in [(lab.a(), "a"), (lab.b(), "b")] {
-        pg.psql(
-            "fusionpbx",
-            &format!("CREATE PUBLICATION fspbx_publication_{name} FOR ALL TABLES"),
-        )
-        .unwrap();
-    }
-    let script_sub = |on: &fspbx_ha_lab::postgres::PgServer,
-                      to: &fspbx_ha_lab::postgres::PgServer,
-                      name: &str,
-                      publ: &str,
-                      copy: bool| {
-        on.psql(
-            "fusionpbx",
-            &format!(
-                "CREATE SUBSCRIPTION {name} CONNECTION 'host={} port={} dbname=fusionpbx user=fusionpbx password={}' \
-                 PUBLICATION {publ} WITH (copy_data = {copy}, origin = none)",
-                to.ip(),
-                to.port(),
-                to.password()
-            ),
-        )
-        .unwrap();
-    };
-    script_sub(
-        lab.b(),
-        lab.a(),
-        "fspbx_subscription_a_to_b",
-        "fspbx_publication_a",
-        true,
-    );
-    lab.wait_for(
-        lab.b(),
-        "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'",
-        "0",
-    );
-    script_sub(
-        lab.a(),
-        lab.b(),
-        "fspbx_subscription_b_to_a",
-        "fspbx_publication_b",
-        false,
-    );
+    let lab = LabPair::with_same_schema(PairOptions::new(PgFlavor::V17), 2_000);
+    lab.script_setup(Duration::from_secs(10));
 
     let mut pair = Pair::connect(&lab.config("")).await.unwrap();
     let plan = pair.plan(&Intent::default()).await.unwrap();

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use fspbx_ha_core::replication::conflicts::{
     self, ApplyState, ConflictOptions, Remedy, RemedyAction, ResolveOptions,
 };
-use fspbx_ha_core::replication::{self, Intent, NoProgress, Pair, Side, Verdict};
+use fspbx_ha_core::replication::{self, Pair, Side, Verdict};
 use fspbx_ha_lab::postgres::{PgFlavor, PgServer};
-use replication_support::{LabPair, PairOptions};
+use replication_support::{LabPair, PairOptions, replicate_both_ways};
 
 const KEY: &str = "7f2c0a4e-0000-4000-8000-000000000001";
 const A_TO_B: &str = "fspbx_subscription_a_to_b";
@@ -39,13 +39,7 @@ async fn replicating_pair(flavor: PgFlavor) -> (LabPair, Pair) {
     });
     lab.sql_a(SCHEMA);
     lab.sql_b(SCHEMA);
-    let mut pair = Pair::connect(&lab.config("")).await.unwrap();
-    let plan = pair.plan(&Intent::default()).await.unwrap();
-    replication::apply(&mut pair, &plan, &NoProgress)
-        .await
-        .expect("replication set up both ways");
-    let st = replication::status(&pair).await.unwrap();
-    assert_eq!(st.verdict, Verdict::Healthy, "{}", st.render());
+    let pair = replicate_both_ways(&lab.config("")).await;
     (lab, pair)
 }
 

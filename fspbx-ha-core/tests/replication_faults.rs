@@ -20,33 +20,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fspbx_ha_core::config::ClusterConfig;
-use fspbx_ha_core::replication::{
-    self, Intent, NoProgress, Pair, ReplicationStatus, Side, Verdict, slots,
-};
+use fspbx_ha_core::replication::{self, Pair, ReplicationStatus, Side, Verdict, slots};
 use fspbx_ha_lab::postgres::{PgFlavor, PgServer};
-use replication_support::{LabPair, PairOptions, fspbx_schema_sql};
+use replication_support::{LabPair, PairOptions, replicate_both_ways};
 
 /// Both nodes carry the FS PBX-like schema (B without rows), replication set up both ways by
 /// the library with `replication_extra` in the configuration's `[replication]` section;
 /// returns the lab and its configuration.
 async fn replicating_pair(flavor: PgFlavor, replication_extra: &str) -> (LabPair, ClusterConfig) {
-    let lab = LabPair::start(PairOptions::new(flavor));
-    let schema = fspbx_schema_sql(1_000);
-    lab.sql_a(&schema);
-    lab.sql_b(&schema);
-    let tables = lab.sql_b(
-        "SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') FROM pg_tables
-          WHERE schemaname IN ('public', 'Billing Data')",
-    );
-    lab.sql_b(&format!("TRUNCATE {tables}"));
+    let lab = LabPair::with_same_schema(PairOptions::new(flavor), 1_000);
     let config = lab.config(replication_extra);
-    let mut pair = Pair::connect(&config).await.unwrap();
-    let plan = pair.plan(&Intent::default()).await.unwrap();
-    replication::apply(&mut pair, &plan, &NoProgress)
-        .await
-        .expect("replication is set up");
-    let st = replication::status(&pair).await.unwrap();
-    assert_eq!(st.verdict, Verdict::Healthy, "{}", st.render());
+    replicate_both_ways(&config).await;
     (lab, config)
 }
 
@@ -255,20 +239,17 @@ fn assert_flowing(st: &ReplicationStatus) {
     for d in &st.directions {
         assert!(d.enabled && d.worker_running, "{d:?}");
         assert!(d.slot.as_ref().is_some_and(|s| s.active), "{d:?}");
-        assert!(
-            d.heartbeat_lag_s.is_some_and(|s| s < 5.0),
-            "{} -> {}: heartbeat {:?}",
-            d.from,
-            d.to,
-            d.heartbeat_lag_s
-        );
-        assert!(
-            d.last_heartbeat_age_s.is_some_and(|s| s < 5.0),
-            "{} -> {}: last heartbeat {:?} s old",
-            d.from,
-            d.to,
-            d.last_heartbeat_age_s
-        );
+        for (what, secs) in [
+            ("heartbeat lag", d.heartbeat_lag_s),
+            ("last heartbeat age", d.last_heartbeat_age_s),
+        ] {
+            assert!(
+                secs.is_some_and(|s| s < 5.0),
+                "{} -> {}: {what} {secs:?} s",
+                d.from,
+                d.to
+            );
+        }
     }
 }
 

@@ -9,22 +9,26 @@
 mod replication_support;
 mod upgrade_support;
 
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use fspbx_ha_core::Error;
 use fspbx_ha_core::config::{ClusterConfig, UpgradeCommand};
 use fspbx_ha_core::floating::{FlipOptions, Floating};
-use fspbx_ha_core::replication::{self, Intent, NoProgress, Pair, Verdict};
+use fspbx_ha_core::replication::{self, Pair};
 use fspbx_ha_core::upgrade::{
-    self, NoUpgradeProgress, UpgradeObserver, UpgradeOptions, UpgradeState, UpgradeStep,
-    UpgradeStepOutcome, UpgradeStepResult,
+    self, CommandFailure, NoUpgradeProgress, UpgradeObserver, UpgradeOptions, UpgradeReport,
+    UpgradeState, UpgradeStep, UpgradeStepOutcome, UpgradeStepResult,
 };
 use fspbx_ha_lab::cluster_toml::write_cluster_toml;
 use fspbx_ha_lab::lab::{Lab, LabOptions};
 use fspbx_ha_lab::postgres::PgFlavor;
-use replication_support::{LabPair, PairOptions, fspbx_schema_sql};
-use upgrade_support::{BROKEN_SQL, MIGRATION_NAME, MIGRATION_SQL, Workdir, config};
+use replication_support::{LabPair, PairOptions, fspbx_schema_sql, replicate_both_ways};
+use upgrade_support::{
+    MIGRATION_NAME, MIGRATION_SQL, RAN_AFTER_RESUME, RAN_UNTIL_B_FAILED, Workdir, assert_migrated,
+    assert_rows_cross, broken_sql, config, has_call_tags, migration_record,
+};
 
 /// Starts the pair with an FS PBX-like schema and sets replication up both ways.
 async fn replicating_pair(flavor: PgFlavor) -> LabPair {
@@ -34,14 +38,7 @@ async fn replicating_pair(flavor: PgFlavor) -> LabPair {
         ..PairOptions::new(flavor)
     });
     lab.sql_a(&fspbx_schema_sql(2_000));
-    let config = lab.config("");
-    let mut pair = Pair::connect(&config).await.unwrap();
-    let plan = pair.plan(&Intent::default()).await.unwrap();
-    replication::apply(&mut pair, &plan, &NoProgress)
-        .await
-        .expect("replication set up both ways");
-    let st = replication::status(&pair).await.unwrap();
-    assert_eq!(st.verdict, Verdict::Healthy, "{}", st.render());
+    replicate_both_ways(&lab.config("")).await;
     lab
 }
 
@@ -89,52 +86,37 @@ fn all_steps() -> Vec<&'static str> {
     ALL_STEPS.to_vec()
 }
 
+/// Runs the upgrade with `opts`, unobserved.
+async fn run(config: &ClusterConfig, opts: &UpgradeOptions) -> Result<UpgradeReport, Error> {
+    upgrade::upgrade(config, opts, &NoUpgradeProgress).await
+}
+
+/// A dry run with `state_file`.
+fn dry_run(state_file: &Path) -> UpgradeOptions {
+    UpgradeOptions {
+        dry_run: true,
+        ..UpgradeOptions::new(state_file)
+    }
+}
+
+/// The command failure `err` carries; asserts it is step `step` on node `node`.
+fn command_failure<'e>(err: &'e Error, step: &str, node: &str) -> &'e CommandFailure {
+    let Error::UpgradeCommandFailed { failure } = err else {
+        panic!("expected UpgradeCommandFailed, got {err}")
+    };
+    assert_eq!(
+        (failure.step.as_str(), failure.node.as_str()),
+        (step, node),
+        "{err}"
+    );
+    failure
+}
+
 /// What the servers say after a successful upgrade: the new table and column on both nodes,
 /// the table in both subscriptions in state `r`, rows crossing both ways, the migration
 /// recorded once on both, no drift, heartbeats both ways.
 async fn assert_upgraded(lab: &LabPair, config: &ClusterConfig) {
-    for (pg, subscription) in [
-        (lab.a(), "fspbx_subscription_b_to_a"),
-        (lab.b(), "fspbx_subscription_a_to_b"),
-    ] {
-        assert_eq!(
-            pg.psql(
-                "fusionpbx",
-                "SELECT to_regclass('public.v_call_tags') IS NOT NULL AND EXISTS (
-                   SELECT 1 FROM information_schema.columns
-                    WHERE table_name = 'v_extensions' AND column_name = 'call_tag_uuid')"
-            )
-            .unwrap(),
-            "t",
-            "{}: the migration's table and column",
-            pg.name()
-        );
-        assert_eq!(
-            pg.psql(
-                "fusionpbx",
-                "SELECT string_agg(s.subname || ':' || r.srsubstate::text, ',')
-                   FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid
-                  WHERE r.srrelid = 'public.v_call_tags'::regclass"
-            )
-            .unwrap(),
-            format!("{subscription}:r"),
-            "{}: the new table is in the node's subscription, ready",
-            pg.name()
-        );
-        assert_eq!(
-            pg.psql(
-                "fusionpbx",
-                &format!(
-                    "SELECT count(*) || '/' || min(batch) FROM public.migrations \
-                     WHERE migration = '{MIGRATION_NAME}'"
-                )
-            )
-            .unwrap(),
-            "1/5",
-            "{}: the migration is recorded once, in batch 5",
-            pg.name()
-        );
-    }
+    assert_migrated(lab);
     // Right after the upgrade: no drift, nothing to refresh, both directions flowing with
     // every table ready and no apply error.
     let pair = Pair::connect(config).await.unwrap();
@@ -165,25 +147,7 @@ async fn assert_upgraded(lab: &LabPair, config: &ClusterConfig) {
         assert!(st.directions[1].conflicts.is_empty(), "{}", st.render());
     }
     // Rows cross both ways, in the new table and in the new column.
-    lab.sql_a(
-        "INSERT INTO public.v_call_tags (call_tag_uuid, call_tag_name)
-           VALUES ('00000000-0000-0000-0000-00000000000a', 'from A');
-         UPDATE public.v_extensions SET call_tag_uuid = '00000000-0000-0000-0000-00000000000a'
-          WHERE extensions_uuid = (SELECT min(extensions_uuid::text)::uuid FROM public.v_extensions)",
-    );
-    lab.sql_b(
-        "INSERT INTO public.v_call_tags (call_tag_uuid, call_tag_name)
-           VALUES ('00000000-0000-0000-0000-00000000000b', 'from B')",
-    );
-    let tags =
-        "SELECT string_agg(call_tag_name, ',' ORDER BY call_tag_name) FROM public.v_call_tags";
-    lab.wait_for(lab.b(), tags, "from A,from B");
-    lab.wait_for(lab.a(), tags, "from A,from B");
-    lab.wait_for(
-        lab.b(),
-        "SELECT count(*) FROM public.v_extensions WHERE call_tag_uuid IS NOT NULL",
-        "1",
-    );
+    assert_rows_cross(lab);
     // Still flowing both ways afterwards (PostgreSQL 18 counts the update of a row the initial
     // copy wrote as `confl_update_origin_differs`, a resolved conflict).
     assert_flowing(&replication::status(&pair).await.unwrap());
@@ -215,16 +179,9 @@ async fn end_to_end(flavor: PgFlavor) {
     let state_file = w.state_file();
 
     // Dry run: every step with its node and exact command; nothing runs, nothing is written.
-    let dry = upgrade::upgrade(
-        &config,
-        &UpgradeOptions {
-            dry_run: true,
-            ..UpgradeOptions::new(&state_file)
-        },
-        &Recorder::default(),
-    )
-    .await
-    .unwrap();
+    let dry = upgrade::upgrade(&config, &dry_run(&state_file), &Recorder::default())
+        .await
+        .unwrap();
     let ids: Vec<&str> = dry.plan.steps.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, all_steps());
     assert!(
@@ -251,10 +208,7 @@ async fn end_to_end(flavor: PgFlavor) {
     assert!(shown.contains("run:   sh ./migrate.sh"), "{shown}");
     assert!(w.ran().is_empty(), "a dry run ran {:?}", w.ran());
     assert!(!state_file.exists(), "a dry run wrote the state file");
-    assert_eq!(
-        lab.sql_b("SELECT to_regclass('public.v_call_tags') IS NULL"),
-        "t"
-    );
+    assert!(!has_call_tags(lab.b()));
 
     // The run.
     let rec = Recorder::default();
@@ -287,13 +241,9 @@ async fn end_to_end(flavor: PgFlavor) {
     // The next release brings no migration: a finished run is not resumed, everything runs
     // again except delete-last-batch and migrate on B, which would forget and re-run batch 5
     // there (the first node's migrate started no new batch).
-    let again = upgrade::upgrade(
-        &config,
-        &UpgradeOptions::new(&state_file),
-        &NoUpgradeProgress,
-    )
-    .await
-    .expect("an upgrade without migrations succeeds");
+    let again = run(&config, &UpgradeOptions::new(&state_file))
+        .await
+        .expect("an upgrade without migrations succeeds");
     assert!(again.finished && !again.resumed);
     let not_needed: Vec<&str> = again
         .steps
@@ -314,14 +264,7 @@ async fn end_to_end(flavor: PgFlavor) {
     );
     for pg in [lab.a(), lab.b()] {
         assert_eq!(
-            pg.psql(
-                "fusionpbx",
-                &format!(
-                    "SELECT count(*) || '/' || max(batch) FROM public.migrations \
-                     WHERE migration = '{MIGRATION_NAME}'"
-                )
-            )
-            .unwrap(),
+            migration_record(pg),
             "1/5",
             "{}: batch 5 untouched",
             pg.name()
@@ -338,7 +281,7 @@ async fn fails_on_the_second_node_and_resumes(flavor: PgFlavor) {
     // Node B's release carries a broken migration.
     w.write(
         &format!("release-b/migrations/{MIGRATION_NAME}.sql"),
-        BROKEN_SQL,
+        &broken_sql(),
     );
     let config = config(&lab, &w);
     let state_file = w.state_file();
@@ -349,31 +292,17 @@ async fn fails_on_the_second_node_and_resumes(flavor: PgFlavor) {
         run: "sleep 30".into(),
         timeout: Some(Duration::from_secs(1)),
     };
-    let err = upgrade::upgrade(
-        &hanging,
-        &UpgradeOptions::new(&state_file),
-        &NoUpgradeProgress,
-    )
-    .await
-    .expect_err("the code update times out");
-    let Error::UpgradeCommandFailed { failure } = &err else {
-        panic!("expected UpgradeCommandFailed, got {err}")
-    };
-    assert_eq!(
-        (failure.step.as_str(), failure.node.as_str()),
-        ("code.a", "a")
-    );
+    let err = run(&hanging, &UpgradeOptions::new(&state_file))
+        .await
+        .expect_err("the code update times out");
+    let failure = command_failure(&err, "code.a", "a");
     assert!(failure.status.starts_with("a timeout after 1 s"), "{err}");
     let state = UpgradeState::load(&state_file).unwrap().unwrap();
     assert_eq!(state.done_ids(), &all_steps()[..3]);
     // The configuration changed (other commands): not the same plan, so not resumed...
-    let other = upgrade::upgrade(
-        &config,
-        &UpgradeOptions::new(&state_file),
-        &NoUpgradeProgress,
-    )
-    .await
-    .expect_err("another plan is refused");
+    let other = run(&config, &UpgradeOptions::new(&state_file))
+        .await
+        .expect_err("another plan is refused");
     assert!(
         matches!(other, Error::UpgradeStateMismatch { done: 3, .. }),
         "{other}"
@@ -382,23 +311,14 @@ async fn fails_on_the_second_node_and_resumes(flavor: PgFlavor) {
     assert!(w.ran().is_empty());
 
     // ...until --restart: the run starts over and stops at node B's broken migration.
-    let err = upgrade::upgrade(
-        &config,
-        &UpgradeOptions {
-            restart: true,
-            ..UpgradeOptions::new(&state_file)
-        },
-        &NoUpgradeProgress,
-    )
-    .await
-    .expect_err("the migration on node B fails");
-    let Error::UpgradeCommandFailed { failure } = &err else {
-        panic!("expected UpgradeCommandFailed, got {err}")
+    let restart = UpgradeOptions {
+        restart: true,
+        ..UpgradeOptions::new(&state_file)
     };
-    assert_eq!(
-        (failure.step.as_str(), failure.node.as_str()),
-        ("migrate.b", "b")
-    );
+    let err = run(&config, &restart)
+        .await
+        .expect_err("the migration on node B fails");
+    let failure = command_failure(&err, "migrate.b", "b");
     assert_eq!(failure.command, "sh ./migrate.sh");
     assert_eq!(
         failure.status, "exit status 3",
@@ -441,36 +361,18 @@ async fn fails_on_the_second_node_and_resumes(flavor: PgFlavor) {
     assert_eq!(failed.command.as_deref(), Some("sh ./migrate.sh"));
     assert!(failed.stderr_tail.contains("COLUM"), "{failed:?}");
     // The servers: node A migrated, node B not (its transaction rolled back).
-    assert_eq!(
-        lab.sql_a("SELECT to_regclass('public.v_call_tags') IS NOT NULL"),
-        "t"
-    );
-    assert_eq!(
-        lab.sql_b("SELECT to_regclass('public.v_call_tags') IS NULL"),
-        "t"
-    );
-    assert_eq!(
-        w.ran(),
-        [
-            "code.a",
-            "code.b",
-            "migrate.a",
-            "delete-last-batch.b",
-            "migrate.b"
-        ]
-    );
+    assert!(has_call_tags(lab.a()));
+    assert!(!has_call_tags(lab.b()));
+    assert_eq!(w.ran(), RAN_UNTIL_B_FAILED);
 
     // Another plan (node B first) does not resume this run.
-    let other = upgrade::upgrade(
-        &config,
-        &UpgradeOptions {
-            first: Some("b".into()),
-            ..UpgradeOptions::new(&state_file)
-        },
-        &NoUpgradeProgress,
-    )
-    .await
-    .expect_err("a different plan is refused");
+    let b_first = UpgradeOptions {
+        first: Some("b".into()),
+        ..UpgradeOptions::new(&state_file)
+    };
+    let other = run(&config, &b_first)
+        .await
+        .expect_err("a different plan is refused");
     assert!(
         matches!(other, Error::UpgradeStateMismatch { ref recorded_first, done: 8, .. } if recorded_first == "a"),
         "{other}"
@@ -478,16 +380,7 @@ async fn fails_on_the_second_node_and_resumes(flavor: PgFlavor) {
     assert_eq!(w.ran().len(), 5, "the refused run ran nothing");
 
     // A dry run shows the recorded steps as done.
-    let dry = upgrade::upgrade(
-        &config,
-        &UpgradeOptions {
-            dry_run: true,
-            ..UpgradeOptions::new(&state_file)
-        },
-        &NoUpgradeProgress,
-    )
-    .await
-    .unwrap();
+    let dry = run(&config, &dry_run(&state_file)).await.unwrap();
     assert!(dry.resumed);
     assert_eq!(
         dry.steps
@@ -520,20 +413,7 @@ async fn fails_on_the_second_node_and_resumes(flavor: PgFlavor) {
         &all_steps()[8..],
         "earlier steps are not started again"
     );
-    assert_eq!(
-        w.ran(),
-        [
-            "code.a",
-            "code.b",
-            "migrate.a",
-            "delete-last-batch.b",
-            "migrate.b",
-            "migrate.b",
-            "refresh.a",
-            "refresh.b"
-        ],
-        "only migrate.b ran twice"
-    );
+    assert_eq!(w.ran(), RAN_AFTER_RESUME, "only migrate.b ran twice");
     assert_eq!(report.new_tables, ["public.v_call_tags"]);
     let state = UpgradeState::load(&state_file).unwrap().unwrap();
     assert!(state.finished && state.failed.is_none());
@@ -574,12 +454,11 @@ async fn the_active_node_goes_first_by_default() {
     assert_eq!(config.upgrade.first, "active");
     let state_file = dir.path().join("upgrade-state.json");
     let dry = |first: Option<&str>| UpgradeOptions {
-        dry_run: true,
         first: first.map(str::to_string),
-        ..UpgradeOptions::new(&state_file)
+        ..dry_run(&state_file)
     };
     // The lab's zone has no floating record yet: the first node cannot be told.
-    let Err(e) = upgrade::upgrade(&config, &dry(None), &NoUpgradeProgress).await else {
+    let Err(e) = run(&config, &dry(None)).await else {
         panic!("no floating record: the first node is unknown")
     };
     assert!(matches!(e, Error::UpgradeFirstNode { .. }), "{e}");
@@ -597,9 +476,7 @@ async fn the_active_node_goes_first_by_default() {
             .flip(&floating.resolve_target(active, "to").unwrap(), &no_wait)
             .await
             .unwrap();
-        let r = upgrade::upgrade(&config, &dry(None), &NoUpgradeProgress)
-            .await
-            .unwrap();
+        let r = run(&config, &dry(None)).await.unwrap();
         assert_eq!(
             (r.plan.first.as_str(), r.plan.second.as_str()),
             (active, peer)
@@ -607,12 +484,10 @@ async fn the_active_node_goes_first_by_default() {
         assert_eq!(r.plan.steps[5].id, format!("migrate.{active}"));
         assert_eq!(r.plan.steps[7].id, format!("delete-last-batch.{peer}"));
         // --first wins over the floating record.
-        let r = upgrade::upgrade(&config, &dry(Some(peer)), &NoUpgradeProgress)
-            .await
-            .unwrap();
+        let r = run(&config, &dry(Some(peer))).await.unwrap();
         assert_eq!(r.plan.first, peer);
     }
-    let Err(e) = upgrade::upgrade(&config, &dry(Some("c")), &NoUpgradeProgress).await else {
+    let Err(e) = run(&config, &dry(Some("c"))).await else {
         panic!("an unknown node must be refused")
     };
     assert_eq!(
@@ -648,13 +523,9 @@ async fn a_stuck_subscription_stops_the_upgrade_before_any_command() {
         "t",
     );
 
-    let err = upgrade::upgrade(
-        &config,
-        &UpgradeOptions::new(&state_file),
-        &NoUpgradeProgress,
-    )
-    .await
-    .expect_err("a stuck subscription stops the upgrade");
+    let err = run(&config, &UpgradeOptions::new(&state_file))
+        .await
+        .expect_err("a stuck subscription stops the upgrade");
     let Error::UpgradeCheckFailed {
         step,
         node,
@@ -696,13 +567,9 @@ async fn a_stuck_subscription_stops_the_upgrade_before_any_command() {
         &format!("SELECT domains_name FROM public.v_domains WHERE domains_uuid = '{key}'"),
         "on A",
     );
-    let report = upgrade::upgrade(
-        &config,
-        &UpgradeOptions::new(&state_file),
-        &NoUpgradeProgress,
-    )
-    .await
-    .expect("after the fix the upgrade runs");
+    let report = run(&config, &UpgradeOptions::new(&state_file))
+        .await
+        .expect("after the fix the upgrade runs");
     assert!(report.finished && !report.resumed);
     assert_eq!(report.executed(), all_steps());
     // The pre-checks passed with the conflict's apply errors still counted (history).

@@ -786,6 +786,7 @@ fn remove_lab_files(
         crate::cluster_toml::FENCE_LOG,
         "replication.password",
         "dns",
+        crate::upgrade::WORKDIR,
     ]
     .iter()
     .map(|name| dir.join(name))

@@ -75,8 +75,7 @@ impl PyCheckReport {
     }
     /// The report as JSON.
     fn to_json(&self) -> PyResult<String> {
-        serde_json::to_string(&self.inner)
-            .map_err(|e| crate::errors::FspbxHaError::new_err(e.to_string()))
+        crate::convert::to_json(&self.inner)
     }
     fn __repr__(&self) -> String {
         format!(

@@ -2,22 +2,16 @@
 //! `plan_resolution`, `resolve_conflict` and their typed results. All logic is in
 //! `fspbx_ha_core::replication::conflicts`.
 
-use std::time::Duration;
-
 use fspbx_ha_core::replication::conflicts::{
     self, ConflictOptions, ConflictReport, Remedy, RemedyOutcome, RemedyPlan, ResolveOptions,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use crate::convert::{as_py, seconds, to_json};
 use crate::errors::core_err;
-use crate::replication::{PyReplicationPair, as_py, to_json};
+use crate::replication::PyReplicationPair;
 use crate::runtime::block_on;
-
-fn seconds(name: &str, s: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(s)
-        .map_err(|_| PyValueError::new_err(format!("{name}: expected seconds >= 0, got {s}")))
-}
 
 /// Both directions: state, error (table, key, finish LSN), both row versions.
 #[pyclass(name = "ConflictReport", module = "fspbx_ha", frozen)]

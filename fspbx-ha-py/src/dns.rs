@@ -26,11 +26,11 @@ use fspbx_ha_dns::route53::{Route53, Route53Config};
 use fspbx_ha_dns::{Change, ChangeReceipt, DnsProvider, Error, Expected, RecordKind, Url};
 use fspbx_ha_secret::Secret;
 use pyo3::create_exception;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use serde::Serialize;
 
 use crate::config::PyClusterConfig;
+use crate::convert::{as_py, from_py};
 use crate::errors::FspbxHaError;
 use crate::runtime::block_on;
 
@@ -114,22 +114,6 @@ fn dns_err(py: Python<'_>, e: Error) -> PyErr {
     };
     let _ = value.setattr("provider", provider);
     err
-}
-
-fn as_py<T: Serialize>(py: Python<'_>, value: &T) -> PyResult<Py<PyAny>> {
-    let text = serde_json::to_string(value).map_err(|e| DnsError::new_err(e.to_string()))?;
-    Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
-}
-
-fn from_py<T: serde::de::DeserializeOwned>(
-    py: Python<'_>,
-    value: &Bound<'_, PyAny>,
-) -> PyResult<T> {
-    let text: String = py
-        .import("json")?
-        .call_method1("dumps", (value,))?
-        .extract()?;
-    serde_json::from_str(&text).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 fn ips(values: &[String], field: &str) -> PyResult<Vec<IpAddr>> {

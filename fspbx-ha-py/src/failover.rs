@@ -2,13 +2,15 @@
 //! observations and a virtual clock (seconds since the policy was created); and `Controller`,
 //! the library's failover controller, run for a while or in the background.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use fspbx_ha_core::failover::{
     Action, FailoverPolicy, Health, Input, NodeId, PolicySettings, Requirement,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+
+use crate::convert::seconds;
 
 fn node_id(name: &str) -> PyResult<NodeId> {
     match name.to_ascii_lowercase().as_str() {
@@ -36,11 +38,6 @@ fn requirement(field: &str, value: &str) -> PyResult<Requirement> {
             "{field}: expected \"hard\", \"soft\" or \"off\", got {value:?}"
         ))),
     }
-}
-
-fn seconds(field: &str, s: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(s)
-        .map_err(|_| PyValueError::new_err(format!("{field}: expected seconds >= 0, got {s}")))
 }
 
 /// One action the policy asks for.
@@ -291,12 +288,12 @@ mod controller {
     use fspbx_ha_core::failover::{Controller, ControllerStatus, status_report};
     use pyo3::exceptions::{PyRuntimeError, PyValueError};
     use pyo3::prelude::*;
-    use serde::Serialize;
     use tokio::sync::oneshot;
     use tokio::task::JoinHandle;
 
     use super::node_id;
     use crate::config::PyClusterConfig;
+    use crate::convert::as_py;
     use crate::errors::core_err;
     use crate::runtime::{block_on, runtime};
 
@@ -304,12 +301,6 @@ mod controller {
         oneshot::Sender<()>,
         JoinHandle<fspbx_ha_core::Result<ControllerStatus>>,
     );
-
-    fn as_py<T: Serialize>(py: Python<'_>, value: &T) -> PyResult<Py<PyAny>> {
-        let text = serde_json::to_string(value)
-            .map_err(|e| crate::errors::FspbxHaError::new_err(e.to_string()))?;
-        Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
-    }
 
     /// The failover controller: probes both nodes, feeds the policy, flips the floating record
     /// (compare-and-swap), fences, notifies and audits. Run it for a while with `run_for`, or
@@ -370,7 +361,7 @@ mod controller {
         /// Runs the controller for `seconds` (blocks; the GIL is released) and returns its
         /// final status as a dict.
         fn run_for(&mut self, py: Python<'_>, seconds: f64) -> PyResult<Py<PyAny>> {
-            let d = super::seconds("seconds", seconds)?;
+            let d = crate::convert::seconds("seconds", seconds)?;
             let c = self.build(py)?;
             let status = block_on(py, c.run(async move { tokio::time::sleep(d).await }))
                 .map_err(|e| core_err(py, e))?;

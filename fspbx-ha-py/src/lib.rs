@@ -4,6 +4,7 @@
 mod check;
 mod config;
 mod conflicts;
+mod convert;
 mod dns;
 mod errors;
 mod failover;

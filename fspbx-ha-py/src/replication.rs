@@ -6,51 +6,11 @@ use fspbx_ha_core::replication::{
     ReplicationStatus, Step, StepOutcome, VerifyReport,
 };
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
-use serde::Serialize;
 
 use crate::config::PyClusterConfig;
+use crate::convert::{Progress, as_py, to_json};
 use crate::errors::core_err;
 use crate::runtime::block_on;
-
-/// A JSON value as Python objects (dict, list, str, int, float, bool, None).
-fn to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
-    use serde_json::Value;
-    Ok(match v {
-        Value::Null => py.None(),
-        Value::Bool(b) => b.into_pyobject(py)?.to_owned().into_any().unbind(),
-        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => i.into_pyobject(py)?.into_any().unbind(),
-            (None, Some(f)) => f.into_pyobject(py)?.into_any().unbind(),
-            _ => py.None(),
-        },
-        Value::String(s) => s.into_pyobject(py)?.into_any().unbind(),
-        Value::Array(items) => {
-            let list = PyList::empty(py);
-            for i in items {
-                list.append(to_py(py, i)?)?;
-            }
-            list.into_any().unbind()
-        }
-        Value::Object(map) => {
-            let d = PyDict::new(py);
-            for (k, i) in map {
-                d.set_item(k, to_py(py, i)?)?;
-            }
-            d.into_any().unbind()
-        }
-    })
-}
-
-pub(crate) fn as_py<T: Serialize>(py: Python<'_>, value: &T) -> PyResult<Py<PyAny>> {
-    let v = serde_json::to_value(value)
-        .map_err(|e| crate::errors::FspbxHaError::new_err(e.to_string()))?;
-    to_py(py, &v)
-}
-
-pub(crate) fn to_json<T: Serialize>(value: &T) -> PyResult<String> {
-    serde_json::to_string(value).map_err(|e| crate::errors::FspbxHaError::new_err(e.to_string()))
-}
 
 /// A replication plan (setup or teardown). Secrets show as `<redacted>`.
 #[pyclass(name = "ReplicationPlan", module = "fspbx_ha", frozen)]
@@ -261,34 +221,9 @@ impl PyVerifyReport {
     }
 }
 
-/// Calls a Python callable with each event as a dict: `{"event": "step_started", ...}`,
-/// `{"event": "step_finished", ...}`, `{"event": "copy", ...CopyProgress fields}`. Exceptions
-/// raised by the callable are printed and ignored (they must not break a half-done apply).
-struct PyObserver {
-    callback: Option<Py<PyAny>>,
-}
-
-impl PyObserver {
-    fn send(&self, event: &str, value: serde_json::Value) {
-        let Some(cb) = &self.callback else { return };
-        Python::attach(|py| {
-            let mut v = value;
-            if let Some(o) = v.as_object_mut() {
-                o.insert("event".into(), event.into());
-            }
-            match to_py(py, &v) {
-                Ok(arg) => {
-                    if let Err(e) = cb.call1(py, (arg,)) {
-                        e.print(py);
-                    }
-                }
-                Err(e) => e.print(py),
-            }
-        });
-    }
-}
-
-impl ApplyObserver for PyObserver {
+/// Events of `apply` as dicts: `{"event": "step_started", ...}`, `{"event": "step_finished",
+/// ...}`, `{"event": "copy", ...CopyProgress fields}`.
+impl ApplyObserver for Progress {
     fn step_started(&self, step: &Step, index: usize, total: usize) {
         self.send(
             "step_started",
@@ -356,7 +291,7 @@ impl PyReplicationPair {
         plan: &PyReplicationPlan,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<PyApplyReport> {
-        let observer = PyObserver { callback: progress };
+        let observer = Progress::new(progress);
         let p = plan.inner.clone();
         block_on(py, async {
             let mut pair = self.inner.lock().await;

@@ -6,8 +6,8 @@ use fspbx_ha_core::replication::{self, DriftReport, Pair};
 use pyo3::prelude::*;
 
 use crate::config::PyClusterConfig;
+use crate::convert::{as_py, to_json};
 use crate::errors::core_err;
-use crate::replication::{as_py, to_json};
 use crate::runtime::block_on;
 
 /// Schema drift between the nodes and tables a subscription does not include yet.

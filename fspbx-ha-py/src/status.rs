@@ -12,10 +12,7 @@ use crate::runtime::block_on;
 #[pyfunction]
 fn pair_status(py: Python<'_>, config: &PyClusterConfig) -> PyResult<Py<PyAny>> {
     let status = block_on(py, fspbx_ha_core::status::pair_status(&config.inner));
-    let text = serde_json::to_string(&status)
-        .map_err(|e| crate::errors::FspbxHaError::new_err(e.to_string()))?;
-    let json = py.import("json")?;
-    Ok(json.call_method1("loads", (text,))?.unbind())
+    crate::convert::as_py(py, &status)
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

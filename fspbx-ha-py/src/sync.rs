@@ -11,9 +11,9 @@ use fspbx_ha_sync::{
 };
 use pyo3::create_exception;
 use pyo3::prelude::*;
-use serde::Serialize;
 
 use crate::config::PyClusterConfig;
+use crate::convert::{as_py, from_py, to_json};
 use crate::errors::FspbxHaError;
 use crate::runtime::block_on;
 
@@ -59,21 +59,6 @@ fn core_err(py: Python<'_>, e: fspbx_ha_core::Error) -> PyErr {
         fspbx_ha_core::Error::Sync { source, .. } => sync_err(source),
         _ => crate::errors::core_err(py, e),
     }
-}
-
-/// A serializable value as Python objects (through JSON).
-fn as_py<T: Serialize>(py: Python<'_>, value: &T) -> PyResult<Py<PyAny>> {
-    let text = serde_json::to_string(value).map_err(|e| FspbxHaError::new_err(e.to_string()))?;
-    Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
-}
-
-/// A Python dict/list as JSON.
-fn from_py(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
-    let text: String = py
-        .import("json")?
-        .call_method1("dumps", (value,))?
-        .extract()?;
-    serde_json::from_str(&text).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
 }
 
 fn device_id(id: &str) -> PyResult<DeviceId> {
@@ -315,7 +300,7 @@ impl PySyncPlan {
     }
     /// The plan as JSON.
     fn to_json(&self) -> PyResult<String> {
-        serde_json::to_string(&self.inner).map_err(|e| FspbxHaError::new_err(e.to_string()))
+        to_json(&self.inner)
     }
     fn __len__(&self) -> usize {
         self.inner.steps.len()
@@ -404,7 +389,7 @@ impl PySyncStatus {
     }
     /// The status as JSON.
     fn to_json(&self) -> PyResult<String> {
-        serde_json::to_string(&self.inner).map_err(|e| FspbxHaError::new_err(e.to_string()))
+        to_json(&self.inner)
     }
     fn __repr__(&self) -> String {
         format!(

@@ -12,8 +12,8 @@ use fspbx_ha_core::{Error, ErrorFamily};
 use pyo3::create_exception;
 use pyo3::prelude::*;
 
+use crate::convert::{Progress, as_py, to_json};
 use crate::errors::{FspbxHaError, core_err};
-use crate::replication::{as_py, to_json};
 use crate::runtime::block_on;
 
 create_exception!(
@@ -125,72 +125,45 @@ impl PyUpgradeReport {
     }
 }
 
-/// Forwards events to a Python callable as dicts: `{"event": "plan_ready", "done": [...]}`,
+/// Events of `upgrade` as dicts: `{"event": "plan_ready", "first", "second", "done"}`,
 /// `{"event": "step_started", "id", "node", "index", "total", "command"}`,
 /// `{"event": "step_running", "id", "node", "elapsed_s"}`, `{"event": "step_finished", ...the
-/// outcome}`. Exceptions raised by the callable are printed and ignored.
-struct PyObserver {
-    callback: Option<Py<PyAny>>,
-}
-
-impl PyObserver {
-    fn send(&self, value: serde_json::Value) {
-        let Some(cb) = &self.callback else { return };
-        Python::attach(|py| match as_py(py, &value) {
-            Ok(arg) => {
-                if let Err(e) = cb.call1(py, (arg,)) {
-                    e.print(py);
-                }
-            }
-            Err(e) => e.print(py),
-        });
-    }
-}
-
-impl UpgradeObserver for PyObserver {
+/// outcome}`.
+impl UpgradeObserver for Progress {
     fn plan_ready(&self, plan: &UpgradePlan, done: &[String]) {
-        self.send(serde_json::json!({
-            "event": "plan_ready", "first": plan.first, "second": plan.second, "done": done
-        }));
+        self.send(
+            "plan_ready",
+            serde_json::json!({ "first": plan.first, "second": plan.second, "done": done }),
+        );
     }
     fn step_started(&self, step: &UpgradeStep, index: usize, total: usize) {
-        self.send(serde_json::json!({
-            "event": "step_started", "id": step.id, "node": step.node, "index": index,
-            "total": total, "command": step.command()
-        }));
+        self.send(
+            "step_started",
+            serde_json::json!({
+                "id": step.id, "node": step.node, "index": index, "total": total,
+                "command": step.command()
+            }),
+        );
     }
     fn step_running(&self, step: &UpgradeStep, elapsed: Duration) {
-        self.send(serde_json::json!({
-            "event": "step_running", "id": step.id, "node": step.node,
-            "elapsed_s": elapsed.as_secs_f64()
-        }));
+        self.send(
+            "step_running",
+            serde_json::json!({
+                "id": step.id, "node": step.node, "elapsed_s": elapsed.as_secs_f64()
+            }),
+        );
     }
     fn step_finished(&self, _step: &UpgradeStep, outcome: &UpgradeStepOutcome) {
-        let mut v = serde_json::to_value(outcome).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            o.insert("event".into(), "step_finished".into());
-        }
-        self.send(v);
+        self.send(
+            "step_finished",
+            serde_json::to_value(outcome).unwrap_or_default(),
+        );
     }
 }
 
 /// The error as an `UpgradeError` (other families keep their own class) with `failure` set.
 fn upgrade_err(py: Python<'_>, e: Error) -> PyErr {
-    let failure = match &e {
-        Error::UpgradeCommandFailed { failure } => serde_json::to_value(failure).ok(),
-        Error::UpgradeCheckFailed {
-            step,
-            node,
-            problems,
-            fix,
-        } => Some(serde_json::json!({
-            "step": step, "node": node, "problems": problems, "fix": fix
-        })),
-        Error::UpgradeStep {
-            step, node, fix, ..
-        } => Some(serde_json::json!({ "step": step, "node": node, "fix": fix })),
-        _ => None,
-    };
+    let failure = fspbx_ha_core::upgrade::failure_details(&e);
     let err = if e.family() == ErrorFamily::Upgrade {
         UpgradeError::new_err(e.to_string())
     } else {
@@ -226,7 +199,7 @@ fn upgrade(
         restart,
         state_file,
     };
-    let observer = PyObserver { callback: progress };
+    let observer = Progress::new(progress);
     block_on(py, async {
         fspbx_ha_core::upgrade::upgrade(&config, &opts, &observer).await
     })

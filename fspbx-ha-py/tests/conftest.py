@@ -3,10 +3,12 @@
 The binaries come from FSPBX_HA_BIN_DIR (scripts/test.sh sets it to target/debug).
 """
 
+import contextlib
 import json
 import os
 import pathlib
 import subprocess
+import time
 
 import pytest
 
@@ -53,6 +55,52 @@ class Lab:
             stdout=subprocess.DEVNULL,
             timeout=60,
         )
+
+
+def psql(node: dict, sql: str) -> str:
+    """Runs `sql` as postgres on `node`'s fusionpbx database (a node of lab.json) with the
+    node's own psql; stops at the first error. Returns the unaligned output."""
+    pg = node["pg"]
+    out = subprocess.run(
+        [f"{pg['bin_dir']}/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
+         "-h", pg["socket_dir"], "-p", str(pg["port"]), "-U", "postgres", "-d", "fusionpbx"],
+        input=sql, capture_output=True, text=True, check=True, timeout=120,
+    )
+    return out.stdout.strip()
+
+
+def wait_for(node: dict, sql: str, want: str, timeout: float = 10.0) -> None:
+    """Polls `sql` on `node` until it prints `want`; AssertionError with the last output after
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < deadline:
+        got = psql(node, sql)
+        if got == want:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{sql!r} printed {got!r}, expected {want!r}")
+
+
+@contextlib.contextmanager
+def replicating_lab(tmp_path_factory, name: str, args=(), *, schema_a: str = "", schema_b: str = ""):
+    """A lab of its own (the shared one stays untouched): `schema_a` runs on node A and
+    `schema_b` on node B, then replication is set up both ways. Yields the lab with `pair`, its
+    connected ReplicationPair; the lab is stopped afterwards, also when setting up fails."""
+    import fspbx_ha
+
+    lab = Lab(tmp_path_factory.mktemp(name) / "lab", args).up()
+    try:
+        a, b = lab.topology["nodes"]
+        if schema_a:
+            psql(a, schema_a)
+        if schema_b:
+            psql(b, schema_b)
+        lab.pair = fspbx_ha.ReplicationPair.connect(fspbx_ha.ClusterConfig.load(lab.config_path))
+        lab.pair.apply(lab.pair.plan())
+        yield lab
+    finally:
+        lab.down()
 
 
 @pytest.fixture(scope="session")

@@ -7,13 +7,12 @@ workers fail in a loop. Detected with table, key, LSN and both row versions; fix
 on A; afterwards status is healthy and verify is clean.
 """
 
-import subprocess
 import time
 
 import pytest
 
 import fspbx_ha
-from conftest import Lab
+from conftest import psql, replicating_lab
 
 A_TO_B = "fspbx_subscription_a_to_b"
 B_TO_A = "fspbx_subscription_b_to_a"
@@ -30,16 +29,6 @@ SELECT pg_reload_conf();
 """
 
 
-def psql(node: dict, sql: str) -> str:
-    pg = node["pg"]
-    out = subprocess.run(
-        [f"{pg['bin_dir']}/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
-         "-h", pg["socket_dir"], "-p", str(pg["port"]), "-U", "postgres", "-d", "fusionpbx"],
-        input=sql, capture_output=True, text=True, check=True, timeout=120,
-    )
-    return out.stdout.strip()
-
-
 def rows_from(node: str) -> str:
     return (
         "BEGIN; INSERT INTO public.v_extensions (extension_uuid, extension, description) "
@@ -51,18 +40,9 @@ def rows_from(node: str) -> str:
 @pytest.fixture(scope="module", params=["17", "18"])
 def conflict_lab(request, tmp_path_factory):
     """A lab of its own (the shared one stays untouched), replicating both ways."""
-    lab = Lab(tmp_path_factory.mktemp(f"labconfl{request.param}") / "lab",
-              ["--pg", request.param]).up()
-    try:
-        a, b = lab.topology["nodes"]
-        psql(a, SCHEMA)
-        psql(b, SCHEMA)
-        pair = fspbx_ha.ReplicationPair.connect(fspbx_ha.ClusterConfig.load(lab.config_path))
-        pair.apply(pair.plan())
-        lab.pair = pair
+    with replicating_lab(tmp_path_factory, f"labconfl{request.param}", ["--pg", request.param],
+                         schema_a=SCHEMA, schema_b=SCHEMA) as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 def test_same_key_on_both_nodes_detected_and_resolved(conflict_lab):

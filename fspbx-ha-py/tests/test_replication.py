@@ -5,13 +5,10 @@ clean -> a second apply runs nothing -> teardown leaves no subscription, publica
 Node B starts empty: its schema is copied from node A over SSH, and pg_hba.conf gets the block.
 """
 
-import subprocess
-import time
-
 import pytest
 
 import fspbx_ha
-from conftest import Lab
+from conftest import Lab, psql, wait_for
 
 REPL_PASSWORD = "py th0n'repl"
 
@@ -45,31 +42,10 @@ ANALYZE;
 """
 
 
-def psql(node: dict, sql: str) -> str:
-    pg = node["pg"]
-    out = subprocess.run(
-        [f"{pg['bin_dir']}/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
-         "-h", pg["socket_dir"], "-p", str(pg["port"]), "-U", "postgres", "-d", "fusionpbx"],
-        input=sql, capture_output=True, text=True, check=True, timeout=120,
-    )
-    return out.stdout.strip()
-
-
 def leftovers(node: dict) -> str:
     return psql(node, "SELECT (SELECT count(*) FROM pg_subscription) || '|' || "
                       "(SELECT count(*) FROM pg_publication) || '|' || "
                       "(SELECT count(*) FROM pg_replication_slots)")
-
-
-def wait_for(node: dict, sql: str, want: str) -> None:
-    deadline = time.monotonic() + 10
-    got = None
-    while time.monotonic() < deadline:
-        got = psql(node, sql)
-        if got == want:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{sql!r} printed {got!r}, expected {want!r}")
 
 
 @pytest.fixture(scope="module", params=["17", "18"])

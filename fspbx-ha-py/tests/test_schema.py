@@ -8,12 +8,10 @@ both nodes needs a refresh, a dry run changes nothing, the refresh adds it; a ta
 blocks the refresh with ReplicationError.
 """
 
-import subprocess
-
 import pytest
 
 import fspbx_ha
-from conftest import Lab
+from conftest import psql, replicating_lab
 
 SCHEMA = """
 CREATE TABLE public.jobs (id bigserial PRIMARY KEY, queue text NOT NULL);
@@ -21,32 +19,13 @@ CREATE TABLE public.v_users (user_uuid uuid PRIMARY KEY, username text);
 """
 
 
-def psql(node: dict, sql: str) -> str:
-    pg = node["pg"]
-    out = subprocess.run(
-        [f"{pg['bin_dir']}/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
-         "-h", pg["socket_dir"], "-p", str(pg["port"]), "-U", "postgres", "-d", "fusionpbx"],
-        input=sql, capture_output=True, text=True, check=True, timeout=120,
-    )
-    return out.stdout.strip()
-
-
 @pytest.fixture(scope="module", params=["17", "18"])
 def schema_lab(request, tmp_path_factory):
     """A lab of its own with replication set up both ways over the schema above."""
-    lab = Lab(tmp_path_factory.mktemp(f"labschema{request.param}") / "lab",
-              ["--pg", request.param]).up()
-    try:
-        a, b = lab.topology["nodes"]
-        psql(a, SCHEMA)
-        psql(a, "INSERT INTO public.jobs (queue) SELECT 'q' FROM generate_series(1, 300)")
-        psql(b, SCHEMA)
-        cfg = fspbx_ha.ClusterConfig.load(lab.config_path)
-        pair = fspbx_ha.ReplicationPair.connect(cfg)
-        pair.apply(pair.plan())
+    rows = "INSERT INTO public.jobs (queue) SELECT 'q' FROM generate_series(1, 300);"
+    with replicating_lab(tmp_path_factory, f"labschema{request.param}", ["--pg", request.param],
+                         schema_a=SCHEMA + rows, schema_b=SCHEMA) as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 def configs(lab):

@@ -10,13 +10,11 @@ stops there, the fix is made, a second call resumes at that step and finishes.
 """
 
 import json
-import subprocess
-import time
 
 import pytest
 
 import fspbx_ha
-from conftest import Lab
+from conftest import psql, replicating_lab, wait_for
 
 SCHEMA = r"""
 SET ROLE fusionpbx;
@@ -41,39 +39,12 @@ RESET ROLE;
 BROKEN = MIGRATION.replace("ADD COLUMN", "ADD COLUM")
 
 
-def psql(node: dict, sql: str) -> str:
-    pg = node["pg"]
-    out = subprocess.run(
-        [f"{pg['bin_dir']}/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
-         "-h", pg["socket_dir"], "-p", str(pg["port"]), "-U", "postgres", "-d", "fusionpbx"],
-        input=sql, capture_output=True, text=True, check=True, timeout=120,
-    )
-    return out.stdout.strip()
-
-
-def wait_for(node: dict, sql: str, want: str) -> None:
-    deadline = time.monotonic() + 10
-    got = None
-    while time.monotonic() < deadline:
-        got = psql(node, sql)
-        if got == want:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{sql!r} printed {got!r}, expected {want!r}")
-
-
 @pytest.fixture(scope="module")
 def upgrade_lab(tmp_path_factory):
     """A lab of its own, replicating both ways. Its cluster.toml carries the lab's [upgrade]
     section and `<lab>/upgrade` its workdir; the release gets one migration, broken on node B."""
-    lab = Lab(tmp_path_factory.mktemp("labupgrade") / "lab").up()
-    try:
-        a, b = lab.topology["nodes"]
-        psql(a, SCHEMA)
-        cfg = fspbx_ha.ClusterConfig.load(lab.config_path)
-        pair = fspbx_ha.ReplicationPair.connect(cfg)
-        pair.apply(pair.plan())
-        assert pair.status().verdict == "healthy"
+    with replicating_lab(tmp_path_factory, "labupgrade", schema_a=SCHEMA) as lab:
+        assert lab.pair.status().verdict == "healthy"
 
         work = lab.dir / "upgrade"
         assert (work / "migrate.sh").exists(), "the lab wrote its workdir"
@@ -85,8 +56,6 @@ def upgrade_lab(tmp_path_factory):
         lab.upgrade_config = lab.config_path
         lab.workdir = work
         yield lab
-    finally:
-        lab.down()
 
 
 def ran(lab) -> list:

@@ -69,26 +69,11 @@ pub(crate) async fn run(
 /// The error as JSON on stdout, with the failed command's details when a command failed.
 fn json_error(e: &CoreError) -> ExitCode {
     let code = crate::exit::code(e.class());
-    let failed = match e {
-        CoreError::UpgradeCommandFailed { failure } => serde_json::to_value(failure).ok(),
-        CoreError::UpgradeCheckFailed {
-            step,
-            node,
-            problems,
-            fix,
-        } => Some(serde_json::json!({
-            "step": step, "node": node, "problems": problems, "fix": fix
-        })),
-        CoreError::UpgradeStep {
-            step, node, fix, ..
-        } => Some(serde_json::json!({ "step": step, "node": node, "fix": fix })),
-        _ => None,
-    };
     let body = serde_json::json!({
         "ok": false,
         "exit_code": code,
         "error": e.to_string(),
-        "failed": failed,
+        "failed": upgrade::failure_details(e),
     });
     outln!(
         "{}",

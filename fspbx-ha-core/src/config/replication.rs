@@ -158,8 +158,8 @@ fn default_psql_command() -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::Error;
     use crate::config::ClusterConfig;
+    use crate::config::tests::{keys, problems_with};
 
     #[test]
     fn files_without_the_section_get_fspbx_names() {
@@ -175,17 +175,12 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let text = format!(
-            "{}\n[replication]\nhba_method = \"trust\"\nsubscription_a_to_b = \"My Sub\"\n\
+        let problems = problems_with(
+            "[replication]\nhba_method = \"trust\"\nsubscription_a_to_b = \"My Sub\"\n\
              password = \"env:REPL_PW\"\nheartbeat_timeout = \"0s\"\n",
-            ClusterConfig::template()
         );
-        let Err(Error::ConfigInvalid { problems, .. }) = ClusterConfig::from_toml_str(&text) else {
-            panic!("expected ConfigInvalid")
-        };
-        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(
-            keys,
+            keys(&problems),
             [
                 "replication.subscription_a_to_b",
                 "replication.hba_method",

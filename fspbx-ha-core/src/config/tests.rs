@@ -4,6 +4,19 @@ fn template_with(edit: impl FnOnce(&str) -> String) -> String {
     edit(&ClusterConfig::template())
 }
 
+/// The template with `extra` appended, which must be refused: its problems, in order.
+pub(super) fn problems_with(extra: &str) -> Vec<ConfigProblem> {
+    match ClusterConfig::from_toml_str(&format!("{}\n{extra}", ClusterConfig::template())) {
+        Err(Error::ConfigInvalid { problems, .. }) => problems,
+        other => panic!("expected ConfigInvalid, got {:?}", other.map(|_| ())),
+    }
+}
+
+/// The keys `problems` name, in order.
+pub(super) fn keys(problems: &[ConfigProblem]) -> Vec<&str> {
+    problems.iter().map(|p| p.key.as_str()).collect()
+}
+
 #[test]
 fn template_parses_and_validates() {
     let c = ClusterConfig::from_toml_str(&ClusterConfig::template()).expect("template is valid");

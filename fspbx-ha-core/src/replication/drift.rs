@@ -155,6 +155,17 @@ pub struct TableDrift {
     pub changes: Vec<DriftChange>,
 }
 
+impl TableDrift {
+    /// Every change on one line, `; `-separated (`names`: node A's and B's).
+    pub(crate) fn describe(&self, names: &[String; 2]) -> String {
+        self.changes
+            .iter()
+            .map(|c| c.describe(names))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 /// Compares two nodes' tables (pure). Tables equal on both nodes and published by both are
 /// left out; the result is sorted by table.
 pub fn diff(a: &SchemaSnapshot, b: &SchemaSnapshot) -> Vec<TableDrift> {
@@ -348,17 +359,7 @@ impl DriftReport {
                 .tables
                 .iter()
                 .take(3)
-                .map(|t| {
-                    format!(
-                        "{}: {}",
-                        t.table,
-                        t.changes
-                            .iter()
-                            .map(|c| c.describe(&self.nodes))
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    )
-                })
+                .map(|t| format!("{}: {}", t.table, t.describe(&self.nodes)))
                 .collect();
             out.push(format!(
                 "schema drift in {} table(s): {}{} (see `fspbx-ha replication drift`)",

@@ -907,6 +907,27 @@ mod tests {
         }
     }
 
+    /// The default spec with strategy `interleave` (step 2, offsets 1 and 2).
+    fn interleave_spec() -> SequencesSpec {
+        SequencesSpec {
+            strategy: SequenceStrategy::Interleave,
+            ..SequencesSpec::default()
+        }
+    }
+
+    /// The interleave plan of node A holding `a` and node B holding `b`.
+    fn plan_ab(
+        a: &OwnedSequence,
+        b: &OwnedSequence,
+        spec: &SequencesSpec,
+    ) -> Vec<InterleaveChange> {
+        plan_interleave(
+            ["a", "b"],
+            [std::slice::from_ref(a), std::slice::from_ref(b)],
+            spec,
+        )
+    }
+
     fn restart(c: &InterleaveChange) -> (i64, i64) {
         match &c.action {
             InterleaveAction::Restart {
@@ -943,19 +964,12 @@ mod tests {
 
     #[test]
     fn both_nodes_get_disjoint_classes_above_everything_seen() {
-        let spec = SequencesSpec {
-            strategy: SequenceStrategy::Interleave,
-            ..SequencesSpec::default()
-        };
+        let spec = interleave_spec();
         let mut a = seq(1000, true, 1);
         a.column_max = Some(1000);
         let mut b = seq(1, false, 1);
         b.column_max = Some(1000); // A's rows replicated to B; B never drew a value
-        let plan = plan_interleave(
-            ["a", "b"],
-            [std::slice::from_ref(&a), std::slice::from_ref(&b)],
-            &spec,
-        );
+        let plan = plan_ab(&a, &b, &spec);
         assert_eq!(restart(&plan[0]), (2, 1001));
         assert_eq!(restart(&plan[1]), (2, 1002));
         assert_eq!(plan[0].floor, 1000);
@@ -969,39 +983,25 @@ mod tests {
         // The column's maximum counts even when the sequences lag behind it (rows inserted
         // with explicit ids).
         b.column_max = Some(5000);
-        let plan = plan_interleave(
-            ["a", "b"],
-            [std::slice::from_ref(&a), std::slice::from_ref(&b)],
-            &spec,
-        );
+        let plan = plan_ab(&a, &b, &spec);
         assert_eq!(restart(&plan[0]).1, 5001);
         assert_eq!(restart(&plan[1]).1, 5002);
     }
 
     #[test]
     fn fresh_sequences_start_at_their_offsets() {
-        let spec = SequencesSpec {
-            strategy: SequenceStrategy::Interleave,
-            ..SequencesSpec::default()
-        };
+        let spec = interleave_spec();
         // Never called: last_value is the start value and was not handed out.
         let fresh = seq(1, false, 1);
         assert_eq!(fresh.last_issued(), 0);
-        let plan = plan_interleave(
-            ["a", "b"],
-            [std::slice::from_ref(&fresh), std::slice::from_ref(&fresh)],
-            &spec,
-        );
+        let plan = plan_ab(&fresh, &fresh, &spec);
         assert_eq!(restart(&plan[0]), (2, 1));
         assert_eq!(restart(&plan[1]), (2, 2));
     }
 
     #[test]
     fn applied_state_complies_and_a_rerun_keeps_it() {
-        let spec = SequencesSpec {
-            strategy: SequenceStrategy::Interleave,
-            ..SequencesSpec::default()
-        };
+        let spec = interleave_spec();
         // After RESTART WITH: last_value = restart, is_called false.
         let a = seq(1001, false, 2);
         let mut b = seq(1002, false, 2);
@@ -1010,11 +1010,7 @@ mod tests {
         b.last_value = 1010;
         b.is_called = true;
         b.column_max = Some(1011);
-        let plan = plan_interleave(
-            ["a", "b"],
-            [std::slice::from_ref(&a), std::slice::from_ref(&b)],
-            &spec,
-        );
+        let plan = plan_ab(&a, &b, &spec);
         assert!(
             plan.iter().all(|c| c.action == InterleaveAction::Keep),
             "{plan:#?}"
@@ -1037,10 +1033,7 @@ mod tests {
 
     #[test]
     fn descending_sequences_interleave_downwards() {
-        let spec = SequencesSpec {
-            strategy: SequenceStrategy::Interleave,
-            ..SequencesSpec::default()
-        };
+        let spec = interleave_spec();
         let mut a = seq(-50, true, -1);
         a.column_min = Some(-60);
         let b = seq(-1, false, -1);
@@ -1052,10 +1045,7 @@ mod tests {
 
     #[test]
     fn cycle_and_exhausted_columns_are_refused() {
-        let spec = SequencesSpec {
-            strategy: SequenceStrategy::Interleave,
-            ..SequencesSpec::default()
-        };
+        let spec = interleave_spec();
         let mut cyc = seq(10, true, 1);
         cyc.cycle = true;
         let plan = plan_interleave(["a", "b"], [&[cyc], &[]], &spec);

@@ -110,6 +110,58 @@ pub struct DirectionStatus {
     pub last_heartbeat_age_s: Option<f64>,
 }
 
+#[cfg(test)]
+impl DirectionStatus {
+    /// A flowing direction for unit tests: subscription and slot `sub_{to}`, every table ready,
+    /// no counters, a heartbeat of 0.1 s.
+    pub(crate) fn healthy_for_test(from: &str, to: &str) -> Self {
+        DirectionStatus {
+            from: from.into(),
+            to: to.into(),
+            subscription: format!("sub_{to}"),
+            exists: true,
+            enabled: true,
+            worker_running: true,
+            conninfo: None,
+            origin: Some("none".into()),
+            lag_bytes: Some(0),
+            tables_ready: 3,
+            tables_total: 3,
+            tables_not_ready: vec![],
+            apply_error_count: 0,
+            sync_error_count: 0,
+            conflicts: BTreeMap::new(),
+            slot: Some(SlotStatus {
+                name: format!("sub_{to}"),
+                active: true,
+                retained_bytes: Some(10),
+                wal_status: Some("reserved".into()),
+                safe_wal_size: None,
+            }),
+            heartbeat_lag_s: Some(0.1),
+            last_heartbeat_age_s: Some(0.1),
+        }
+    }
+}
+
+impl DirectionStatus {
+    /// What is wired wrong whatever the traffic (pure): `origin` other than `none` (changes can
+    /// loop) and no slot on the publisher. One line each, without the direction's name.
+    pub(crate) fn wiring_problems(&self) -> impl Iterator<Item = String> + '_ {
+        let origin = (self.origin.as_deref() != Some("none")).then(|| {
+            format!(
+                "origin is {}, changes can loop",
+                self.origin.as_deref().unwrap_or("any")
+            )
+        });
+        let slot = self
+            .slot
+            .is_none()
+            .then(|| format!("no replication slot on {}", self.from));
+        origin.into_iter().chain(slot)
+    }
+}
+
 /// Both directions and a verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReplicationStatus {
@@ -531,30 +583,10 @@ async fn direction(pair: &Pair, from: Side, to: Side, sub: &str) -> Result<Direc
     }
 
     // Error and (PostgreSQL 18) conflict counters.
-    let stats = sc
-        .client()
-        .query_opt(
-            "SELECT * FROM pg_catalog.pg_stat_subscription_stats WHERE subid = $1::int8::oid",
-            &[&oid],
-        )
-        .await
-        .map_err(sc.query_error("reading subscription statistics"))?;
-    if let Some(stats) = stats {
-        for (i, col) in stats.columns().iter().enumerate() {
-            if col.type_() != &tokio_postgres::types::Type::INT8 {
-                continue;
-            }
-            let n: i64 = stats.get::<_, Option<i64>>(i).unwrap_or(0);
-            match col.name() {
-                "apply_error_count" => d.apply_error_count = n,
-                "sync_error_count" => d.sync_error_count = n,
-                k if k.starts_with("confl_") => {
-                    d.conflicts.insert(k.to_string(), n);
-                }
-                _ => {}
-            }
-        }
-    }
+    let stats = subscription_stats(sc, oid).await?;
+    d.apply_error_count = stats.apply_error_count;
+    d.sync_error_count = stats.sync_error_count;
+    d.conflicts = stats.conflicts;
 
     if let Some(slot) = slot {
         let s = pc
@@ -583,6 +615,47 @@ async fn direction(pair: &Pair, from: Side, to: Side, sub: &str) -> Result<Direc
         }
     }
     Ok(d)
+}
+
+/// A subscription's counters in `pg_stat_subscription_stats` (zero where the server has no
+/// row or no such column).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SubscriptionStats {
+    /// `apply_error_count`.
+    pub apply_error_count: i64,
+    /// `sync_error_count`.
+    pub sync_error_count: i64,
+    /// PostgreSQL 18 conflict counters (`confl_*`), when the server has them.
+    pub conflicts: BTreeMap<String, i64>,
+}
+
+/// Reads the counters of the subscription with oid `oid` on `conn` (its subscriber).
+pub(crate) async fn subscription_stats(conn: &PgConn, oid: i64) -> Result<SubscriptionStats> {
+    let mut out = SubscriptionStats::default();
+    let stats = conn
+        .client()
+        .query_opt(
+            "SELECT * FROM pg_catalog.pg_stat_subscription_stats WHERE subid = $1::int8::oid",
+            &[&oid],
+        )
+        .await
+        .map_err(conn.query_error("reading subscription statistics"))?;
+    let Some(stats) = stats else { return Ok(out) };
+    for (i, col) in stats.columns().iter().enumerate() {
+        if col.type_() != &tokio_postgres::types::Type::INT8 {
+            continue;
+        }
+        let n: i64 = stats.get::<_, Option<i64>>(i).unwrap_or(0);
+        match col.name() {
+            "apply_error_count" => out.apply_error_count = n,
+            "sync_error_count" => out.sync_error_count = n,
+            k if k.starts_with("confl_") => {
+                out.conflicts.insert(k.to_string(), n);
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 /// Replaces this node's heartbeat row (delete + insert, so a peer missing the row still gets
@@ -670,16 +743,8 @@ fn judge(dirs: &[DirectionStatus], max_lag_s: f64, written: [bool; 2]) -> (Verdi
                 d.to
             ));
         }
-        if d.origin.as_deref() != Some("none") {
-            broken.push(format!(
-                "{name}: origin is {}, changes can loop",
-                d.origin.as_deref().unwrap_or("any")
-            ));
-        }
         // An inactive slot is reported by the slot safety findings.
-        if d.slot.is_none() {
-            broken.push(format!("{name}: no replication slot on {}", d.from));
-        }
+        broken.extend(d.wiring_problems().map(|p| format!("{name}: {p}")));
         if d.tables_ready < d.tables_total {
             degraded.push(format!(
                 "{name}: {} of {} tables ready (initial copy running?)",
@@ -720,38 +785,12 @@ fn judge(dirs: &[DirectionStatus], max_lag_s: f64, written: [bool; 2]) -> (Verdi
 mod tests {
     use super::*;
 
-    fn healthy(from: &str, to: &str) -> DirectionStatus {
-        DirectionStatus {
-            from: from.into(),
-            to: to.into(),
-            subscription: format!("sub_{from}_{to}"),
-            exists: true,
-            enabled: true,
-            worker_running: true,
-            conninfo: None,
-            origin: Some("none".into()),
-            lag_bytes: Some(0),
-            tables_ready: 3,
-            tables_total: 3,
-            tables_not_ready: vec![],
-            apply_error_count: 0,
-            sync_error_count: 0,
-            conflicts: BTreeMap::new(),
-            slot: Some(SlotStatus {
-                name: "s".into(),
-                active: true,
-                retained_bytes: Some(10),
-                wal_status: Some("reserved".into()),
-                safe_wal_size: None,
-            }),
-            heartbeat_lag_s: Some(0.1),
-            last_heartbeat_age_s: Some(0.1),
-        }
-    }
-
     #[test]
     fn verdicts() {
-        let ok = [healthy("a", "b"), healthy("b", "a")];
+        let ok = [
+            DirectionStatus::healthy_for_test("a", "b"),
+            DirectionStatus::healthy_for_test("b", "a"),
+        ];
         assert_eq!(judge(&ok, 30.0, [true, true]), (Verdict::Healthy, vec![]));
 
         let mut copying = ok.clone();

@@ -54,15 +54,7 @@ pub(crate) fn health_problems(directions: &[DirectionStatus]) -> Vec<String> {
                 d.to
             ));
         }
-        if d.origin.as_deref() != Some("none") {
-            out.push(format!(
-                "{name}: origin is {}, changes can loop",
-                d.origin.as_deref().unwrap_or("any")
-            ));
-        }
-        if d.slot.is_none() {
-            out.push(format!("{name}: no replication slot on {}", d.from));
-        }
+        out.extend(d.wiring_problems().map(|p| format!("{name}: {p}")));
         if d.heartbeat_lag_s.is_none() {
             out.push(format!("{name}: a fresh heartbeat did not arrive"));
         }
@@ -284,17 +276,7 @@ pub(crate) fn drift_problems(d: &replication::DriftReport, max: usize) -> Vec<St
         .tables
         .iter()
         .take(max)
-        .map(|t| {
-            format!(
-                "schema drift in {}: {}",
-                t.table,
-                t.changes
-                    .iter()
-                    .map(|c| c.describe(&d.nodes))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )
-        })
+        .map(|t| format!("schema drift in {}: {}", t.table, t.describe(&d.nodes)))
         .collect();
     if d.tables.len() > max {
         out.push(format!("{} more table(s) drift", d.tables.len() - max));
@@ -605,38 +587,12 @@ mod tests {
         assert!(added(&s(&["public.a"]), &s(&["public.a"])).is_empty());
     }
 
-    fn healthy(from: &str, to: &str) -> DirectionStatus {
-        DirectionStatus {
-            from: from.into(),
-            to: to.into(),
-            subscription: format!("sub_{to}"),
-            exists: true,
-            enabled: true,
-            worker_running: true,
-            conninfo: None,
-            origin: Some("none".into()),
-            lag_bytes: Some(0),
-            tables_ready: 3,
-            tables_total: 3,
-            tables_not_ready: vec![],
-            apply_error_count: 0,
-            sync_error_count: 0,
-            conflicts: Default::default(),
-            slot: Some(crate::replication::SlotStatus {
-                name: format!("sub_{to}"),
-                active: true,
-                retained_bytes: Some(10),
-                wal_status: Some("reserved".into()),
-                safe_wal_size: None,
-            }),
-            heartbeat_lag_s: Some(0.1),
-            last_heartbeat_age_s: Some(0.1),
-        }
-    }
-
     #[test]
     fn health_ignores_history_but_not_a_stopped_direction() {
-        let ok = [healthy("a", "b"), healthy("b", "a")];
+        let ok = [
+            DirectionStatus::healthy_for_test("a", "b"),
+            DirectionStatus::healthy_for_test("b", "a"),
+        ];
         assert!(health_problems(&ok).is_empty());
         let mut old_conflicts = ok.clone();
         old_conflicts[1]
@@ -661,7 +617,10 @@ mod tests {
 
     #[test]
     fn errors_growing_between_reads_mean_stuck() {
-        let before = [healthy("a", "b"), healthy("b", "a")];
+        let before = [
+            DirectionStatus::healthy_for_test("a", "b"),
+            DirectionStatus::healthy_for_test("b", "a"),
+        ];
         let mut after = before.clone();
         after[0].apply_error_count = 2;
         after[1].conflicts.insert("confl_insert_exists".into(), 1);

@@ -34,6 +34,6 @@ pub use plan::{
 };
 pub use run::{
     NoUpgradeProgress, UpgradeObserver, UpgradeOptions, UpgradeReport, UpgradeStepOutcome,
-    UpgradeStepResult, upgrade,
+    UpgradeStepResult, failure_details, upgrade,
 };
 pub use state::{DoneStep, FailedStep, STATE_VERSION, Start, UpgradeState, decide, state_file_for};

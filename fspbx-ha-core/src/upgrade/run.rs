@@ -176,6 +176,27 @@ pub struct NoUpgradeProgress;
 
 impl UpgradeObserver for NoUpgradeProgress {}
 
+/// Where an upgrade stopped, as JSON (the CLI's `--json` error, Python's
+/// `UpgradeError.failure`): the failed command's details, or the step, node, problems and fix
+/// of a failed check or step. `None` for an error that names no step.
+pub fn failure_details(e: &Error) -> Option<serde_json::Value> {
+    match e {
+        Error::UpgradeCommandFailed { failure } => serde_json::to_value(failure).ok(),
+        Error::UpgradeCheckFailed {
+            step,
+            node,
+            problems,
+            fix,
+        } => Some(serde_json::json!({
+            "step": step, "node": node, "problems": problems, "fix": fix
+        })),
+        Error::UpgradeStep {
+            step, node, fix, ..
+        } => Some(serde_json::json!({ "step": step, "node": node, "fix": fix })),
+        _ => None,
+    }
+}
+
 fn side_of(config: &ClusterConfig, name: &str) -> Option<Side> {
     let n = config.node(name)?;
     let i = config.nodes.iter().position(|m| m.name == n.name)?;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use fspbx_ha_core::config::ClusterConfig;
+use fspbx_ha_core::replication::{self, Intent, NoProgress, Pair, Verdict};
 use fspbx_ha_lab::cluster_toml::{replication_password_file, write_cluster_toml};
 use fspbx_ha_lab::lab::{Lab, LabOptions};
 use fspbx_ha_lab::postgres::{PgFlavor, PgServer};
@@ -87,6 +88,22 @@ impl LabPair {
         }
     }
 
+    /// Starts the pair with the same FS PBX-like schema on both nodes (as two FS PBX installs
+    /// have), `cdr_rows` CDRs on A and B's rows removed (FS PBX's script empties B before the
+    /// copy): no SSH needed to set replication up.
+    pub fn with_same_schema(opts: PairOptions, cdr_rows: u32) -> LabPair {
+        let lab = LabPair::start(opts);
+        let schema = fspbx_schema_sql(cdr_rows);
+        lab.sql_a(&schema);
+        lab.sql_b(&schema);
+        let tables = lab.sql_b(
+            "SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') FROM pg_tables
+              WHERE schemaname IN ('public', 'Billing Data')",
+        );
+        lab.sql_b(&format!("TRUNCATE {tables}"));
+        lab
+    }
+
     /// Node A's PostgreSQL.
     pub fn a(&self) -> &PgServer {
         &self.lab.a().pg
@@ -156,6 +173,11 @@ impl LabPair {
 
     /// Polls `sql` on `pg` until it prints `want` (10 s).
     pub fn wait_for(&self, pg: &PgServer, sql: &str, want: &str) {
+        self.wait_for_within(pg, sql, want, Duration::from_secs(10));
+    }
+
+    /// Polls `sql` on `pg` until it prints `want`, for up to `limit`.
+    pub fn wait_for_within(&self, pg: &PgServer, sql: &str, want: &str, limit: Duration) {
         let started = std::time::Instant::now();
         loop {
             let got = pg.psql("fusionpbx", sql).unwrap();
@@ -163,12 +185,54 @@ impl LabPair {
                 return;
             }
             assert!(
-                started.elapsed().as_secs() < 10,
+                started.elapsed() < limit,
                 "{} never printed {want:?} for {sql} (last {got:?})",
                 pg.name()
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+    }
+
+    /// Sets replication up with SQL only, exactly as FS PBX's script does it (its names, its
+    /// user, its options): `CREATE PUBLICATION … FOR ALL TABLES` on both nodes, B's subscription
+    /// with `copy_data = true`, B's tables all ready (within `ready_within`), then A's
+    /// subscription with `copy_data = false`.
+    pub fn script_setup(&self, ready_within: Duration) {
+        self.sql_a("CREATE PUBLICATION fspbx_publication_a FOR ALL TABLES");
+        self.sql_b("CREATE PUBLICATION fspbx_publication_b FOR ALL TABLES");
+        let subscribe = |on: &PgServer, to: &PgServer, name: &str, publ: &str, copy: bool| {
+            on.psql(
+                "fusionpbx",
+                &format!(
+                    "CREATE SUBSCRIPTION {name} CONNECTION 'host={} port={} dbname=fusionpbx user=fusionpbx password={}' \
+                     PUBLICATION {publ} WITH (copy_data = {copy}, origin = none)",
+                    to.ip(),
+                    to.port(),
+                    to.password()
+                ),
+            )
+            .unwrap();
+        };
+        subscribe(
+            self.b(),
+            self.a(),
+            "fspbx_subscription_a_to_b",
+            "fspbx_publication_a",
+            true,
+        );
+        self.wait_for_within(
+            self.b(),
+            "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'",
+            "0",
+            ready_within,
+        );
+        subscribe(
+            self.a(),
+            self.b(),
+            "fspbx_subscription_b_to_a",
+            "fspbx_publication_b",
+            false,
+        );
     }
 
     /// Replication objects left on a node: `subscriptions|publications|slots`.
@@ -180,6 +244,19 @@ impl LabPair {
         )
         .unwrap()
     }
+}
+
+/// Sets replication up both ways with the library (`Pair::connect`, the plan of the default
+/// intent, `apply`) for `config`, and asserts the pair healthy afterwards.
+pub async fn replicate_both_ways(config: &ClusterConfig) -> Pair {
+    let mut pair = Pair::connect(config).await.unwrap();
+    let plan = pair.plan(&Intent::default()).await.unwrap();
+    replication::apply(&mut pair, &plan, &NoProgress)
+        .await
+        .expect("replication set up both ways");
+    let st = replication::status(&pair).await.unwrap();
+    assert_eq!(st.verdict, Verdict::Healthy, "{}", st.render());
+    pair
 }
 
 /// FS PBX-like table names (uuid primary keys `<name>_uuid`).

@@ -15,6 +15,25 @@ fn settings() -> PolicySettings {
     }
 }
 
+/// One probe round of each node at `t` (A first): every action.
+fn probe_both(p: &mut FailoverPolicy, a_ok: bool, b_ok: bool, t: Instant) -> Vec<Action> {
+    let mut all = p.handle(
+        Input::ProbeRound {
+            node: NodeId::A,
+            ok: a_ok,
+        },
+        t,
+    );
+    all.extend(p.handle(
+        Input::ProbeRound {
+            node: NodeId::B,
+            ok: b_ok,
+        },
+        t,
+    ));
+    all
+}
+
 /// A policy with A active, both nodes Up, preconditions met.
 fn healthy_pair(t0: Instant) -> FailoverPolicy {
     let mut p = FailoverPolicy::new(settings());
@@ -42,20 +61,7 @@ fn healthy_pair(t0: Instant) -> FailoverPolicy {
         );
     }
     for _ in 0..2 {
-        p.handle(
-            Input::ProbeRound {
-                node: NodeId::A,
-                ok: true,
-            },
-            t0,
-        );
-        p.handle(
-            Input::ProbeRound {
-                node: NodeId::B,
-                ok: true,
-            },
-            t0,
-        );
+        probe_both(&mut p, true, true, t0);
     }
     assert_eq!(p.health(NodeId::A), Health::Up);
     assert_eq!(p.health(NodeId::B), Health::Up);
@@ -133,20 +139,7 @@ fn no_flip_when_standby_is_down_too_but_one_alert() {
     let mut all = Vec::new();
     for i in 1..=10 {
         let t = t0 + INTERVAL * i;
-        all.extend(p.handle(
-            Input::ProbeRound {
-                node: NodeId::A,
-                ok: false,
-            },
-            t,
-        ));
-        all.extend(p.handle(
-            Input::ProbeRound {
-                node: NodeId::B,
-                ok: false,
-            },
-            t,
-        ));
+        all.extend(probe_both(&mut p, false, false, t));
     }
     assert!(flips(&all).is_empty());
     let alerts = all
@@ -224,20 +217,7 @@ fn a_fails_with_b_out_of_sync(sync: Requirement, rounds: u32) -> (FailoverPolicy
     );
     for i in 1..=rounds {
         let t = t0 + INTERVAL * i;
-        all.extend(p.handle(
-            Input::ProbeRound {
-                node: NodeId::A,
-                ok: false,
-            },
-            t,
-        ));
-        all.extend(p.handle(
-            Input::ProbeRound {
-                node: NodeId::B,
-                ok: true,
-            },
-            t,
-        ));
+        all.extend(probe_both(&mut p, false, true, t));
         all.extend(p.tick(t));
     }
     (p, all)
@@ -340,20 +320,7 @@ fn an_unknown_sync_state_blocks_a_hard_gate_and_off_ignores_it() {
     let mut all = vec![];
     for (i, a_ok) in [true, true, false, false, false].into_iter().enumerate() {
         let t = t0 + INTERVAL * i as u32;
-        all.extend(p.handle(
-            Input::ProbeRound {
-                node: NodeId::A,
-                ok: a_ok,
-            },
-            t,
-        ));
-        all.extend(p.handle(
-            Input::ProbeRound {
-                node: NodeId::B,
-                ok: true,
-            },
-            t,
-        ));
+        all.extend(probe_both(&mut p, a_ok, true, t));
     }
     assert!(flips(&all).is_empty());
     assert!(

@@ -1,7 +1,6 @@
 //! Reading both directions: two samples of each subscription, the subscriber's server log over
 //! SSH, and the conflicting row on both nodes.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use crate::pg::PgConn;
 use crate::replication::pair::Pair;
 use crate::replication::plan::Side;
 use crate::replication::sql::{ident, literal, qualified};
+use crate::replication::status::subscription_stats;
 use crate::ssh::SshSession;
 
 /// How `conflicts` reads.
@@ -50,6 +50,24 @@ pub struct RowVersions {
     pub publisher: String,
     /// The publisher's row now (`None`: no row with that key there).
     pub publisher_row: Option<String>,
+}
+
+impl RowVersions {
+    /// The two versions, one line each, every line starting with `indent`.
+    pub(crate) fn render_into(&self, out: &mut String, indent: &str) {
+        let _ = writeln!(
+            out,
+            "{indent}on {} (subscriber): {}",
+            self.subscriber,
+            self.subscriber_row.as_deref().unwrap_or("(none)")
+        );
+        let _ = writeln!(
+            out,
+            "{indent}on {} (publisher):  {}",
+            self.publisher,
+            self.publisher_row.as_deref().unwrap_or("(none)")
+        );
+    }
 }
 
 /// One direction's conflicts.
@@ -135,18 +153,7 @@ impl DirectionConflicts {
         }
         if let Some(r) = &self.rows {
             let _ = writeln!(out, "  row {} {}:", r.table, r.key);
-            let _ = writeln!(
-                out,
-                "    on {} (subscriber): {}",
-                r.subscriber,
-                r.subscriber_row.as_deref().unwrap_or("(none)")
-            );
-            let _ = writeln!(
-                out,
-                "    on {} (publisher):  {}",
-                r.publisher,
-                r.publisher_row.as_deref().unwrap_or("(none)")
-            );
+            r.render_into(out, "    ");
         }
         for s in &self.skipped_changes {
             let _ = writeln!(
@@ -274,41 +281,17 @@ pub(crate) async fn sample(conn: &PgConn, sub: &str) -> Result<Option<Subscripti
         .map_err(conn.query_error("reading the subscription"))?;
     let Some(row) = row else { return Ok(None) };
     let oid: i64 = row.get(0);
-    let mut s = SubscriptionSample {
+    let stats = subscription_stats(conn, oid).await?;
+    Ok(Some(SubscriptionSample {
         oid: u32::try_from(oid).unwrap_or_default(),
         enabled: row.get(1),
         worker_pid: row.get(3),
-        apply_error_count: 0,
-        sync_error_count: 0,
-        conflicts: BTreeMap::new(),
+        apply_error_count: stats.apply_error_count,
+        sync_error_count: stats.sync_error_count,
+        conflicts: stats.conflicts,
         slot_name: row.get(2),
         origin_lsn: row.get(4),
-    };
-    let stats = conn
-        .client()
-        .query_opt(
-            "SELECT * FROM pg_catalog.pg_stat_subscription_stats WHERE subid = $1::int8::oid",
-            &[&oid],
-        )
-        .await
-        .map_err(conn.query_error("reading subscription statistics"))?;
-    if let Some(stats) = stats {
-        for (i, col) in stats.columns().iter().enumerate() {
-            if col.type_() != &tokio_postgres::types::Type::INT8 {
-                continue;
-            }
-            let n: i64 = stats.get::<_, Option<i64>>(i).unwrap_or(0);
-            match col.name() {
-                "apply_error_count" => s.apply_error_count = n,
-                "sync_error_count" => s.sync_error_count = n,
-                k if k.starts_with("confl_") => {
-                    s.conflicts.insert(k.to_string(), n);
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(Some(s))
+    }))
 }
 
 /// Runs `replication.log_command` on `side` over SSH and returns its output.

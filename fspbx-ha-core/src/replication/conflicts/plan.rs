@@ -136,18 +136,7 @@ impl RemedyPlan {
         }
         if let Some(r) = &self.conflict.rows {
             let _ = writeln!(out, "row {} {} now:", r.table, r.key);
-            let _ = writeln!(
-                out,
-                "  on {} (subscriber): {}",
-                r.subscriber,
-                r.subscriber_row.as_deref().unwrap_or("(none)")
-            );
-            let _ = writeln!(
-                out,
-                "  on {} (publisher):  {}",
-                r.publisher,
-                r.publisher_row.as_deref().unwrap_or("(none)")
-            );
+            r.render_into(&mut out, "  ");
         }
         let _ = writeln!(out, "consequence: {}", self.consequence);
         if self.lost_total > 0 {
