@@ -295,6 +295,48 @@ const LAG_BYTES_DEGRADED: i64 = 64 * 1024 * 1024;
 /// Reads both directions, writes a heartbeat on each node and waits (up to
 /// `replication.heartbeat_timeout`) for it to appear on the other.
 pub async fn status(pair: &Pair) -> Result<ReplicationStatus> {
+    // The heartbeat round trip and the other reads (drift, sequences, slots, the apply
+    // workers' state over a few reads) wait on different things: run them together.
+    let (beats, (drift, sequences, slots, conflicts)) = futures_util::future::join(
+        directions_with_beats(pair),
+        futures_util::future::join4(
+            drift(pair),
+            check_sequences(pair),
+            slot_safety(pair),
+            conflict_summary(pair),
+        ),
+    )
+    .await;
+    let (directions, written) = beats?;
+    let max_lag = pair.config().policy.max_replication_lag.as_secs_f64();
+    let (verdict, reasons) = judge(&directions, max_lag, written);
+    let notes = history_notes(&directions);
+    let mut unreadable = Vec::new();
+    let conflicts = keep(&mut unreadable, "the apply workers' state", conflicts);
+    let drift = keep(&mut unreadable, "schema drift", drift);
+    let sequences = keep(&mut unreadable, "sequences", sequences);
+    let slots = keep(&mut unreadable, "replication slots", slots);
+    let (mut broken, mut degraded) =
+        extra_findings(drift.as_ref(), sequences.as_ref(), slots.as_ref());
+    broken.extend(stuck_findings(conflicts.as_ref()));
+    degraded.extend(unreadable);
+    let (verdict, reasons) = merge((verdict, reasons), broken, degraded);
+    Ok(ReplicationStatus {
+        verdict,
+        reasons,
+        notes,
+        directions,
+        conflicts,
+        drift,
+        sequences,
+        slots,
+    })
+}
+
+/// Both directions as their subscribers and publishers report them, with a fresh heartbeat
+/// written on each node and watched for on the other (up to `replication.heartbeat_timeout`);
+/// also which nodes had a heartbeat table to write to.
+async fn directions_with_beats(pair: &Pair) -> Result<(Vec<DirectionStatus>, [bool; 2])> {
     let r = &pair.config().replication;
     let hb_table = qualified(&r.heartbeat_schema, "heartbeat");
     let mut directions = Vec::new();
@@ -336,36 +378,7 @@ pub async fn status(pair: &Pair) -> Result<ReplicationStatus> {
         d.heartbeat_lag_s = lag;
         d.last_heartbeat_age_s = age;
     }
-    let max_lag = pair.config().policy.max_replication_lag.as_secs_f64();
-    let (verdict, reasons) = judge(&directions, max_lag, written);
-    let notes = history_notes(&directions);
-    let (drift, sequences, slots, conflicts) = futures_util::future::join4(
-        drift(pair),
-        check_sequences(pair),
-        slot_safety(pair),
-        conflict_summary(pair),
-    )
-    .await;
-    let mut unreadable = Vec::new();
-    let conflicts = keep(&mut unreadable, "the apply workers' state", conflicts);
-    let drift = keep(&mut unreadable, "schema drift", drift);
-    let sequences = keep(&mut unreadable, "sequences", sequences);
-    let slots = keep(&mut unreadable, "replication slots", slots);
-    let (mut broken, mut degraded) =
-        extra_findings(drift.as_ref(), sequences.as_ref(), slots.as_ref());
-    broken.extend(stuck_findings(conflicts.as_ref()));
-    degraded.extend(unreadable);
-    let (verdict, reasons) = merge((verdict, reasons), broken, degraded);
-    Ok(ReplicationStatus {
-        verdict,
-        reasons,
-        notes,
-        directions,
-        conflicts,
-        drift,
-        sequences,
-        slots,
-    })
+    Ok((directions, written))
 }
 
 /// Directions whose apply worker fails in a loop (pure). Disabled and missing subscriptions
