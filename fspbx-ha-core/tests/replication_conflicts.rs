@@ -94,6 +94,7 @@ async fn both_stuck(pair: &Pair) -> conflicts::ConflictReport {
     loop {
         let r = conflicts::conflicts(pair, &options()).await.unwrap();
         if r.directions.iter().all(|d| d.stuck() && d.error.is_some()) {
+            status_says_stuck(pair).await;
             return r;
         }
         assert!(
@@ -101,6 +102,22 @@ async fn both_stuck(pair: &Pair) -> conflicts::ConflictReport {
             "both directions never read as stuck:\n{}",
             r.render()
         );
+    }
+}
+
+/// `replication status` with both directions stuck: broken, no heartbeat crossed, each
+/// direction's apply state stuck, and a failing worker named with the way to its key.
+async fn status_says_stuck(pair: &Pair) {
+    let st = replication::status(pair).await.unwrap();
+    assert_eq!(st.verdict, Verdict::Broken, "{}", st.render());
+    let apply = st.conflicts.as_ref().expect("apply state read");
+    assert_eq!(apply.stuck(), 2, "{}", st.render());
+    for d in &apply.directions {
+        let named = st.reasons.iter().any(|r| {
+            r.starts_with(&format!("{} -> {}", d.from, d.to))
+                && (r.contains("fails in a loop") || r.contains("is disabled"))
+        });
+        assert!(named, "{:?} not among the reasons:\n{}", d, st.render());
     }
 }
 

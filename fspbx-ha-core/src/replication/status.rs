@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::conflicts::{ApplyState, ConflictSummary, conflict_summary};
+use super::conflicts::{ApplyState, ConflictSummary, DirectionSummary, conflict_summary};
 use super::drift::{DriftReport, drift};
 use super::pair::Pair;
 use super::plan::Side;
@@ -174,9 +174,10 @@ pub struct ReplicationStatus {
     pub notes: Vec<String>,
     /// A → B, then B → A.
     pub directions: Vec<DirectionStatus>,
-    /// Whether each direction's changes are being applied, from several reads a moment apart
-    /// (a worker failing in a loop, e.g. on a duplicate key); `fspbx-ha replication conflicts`
-    /// adds the error, key and rows. `None`: not readable, a reason says why.
+    /// Whether each direction's changes are being applied: flowing when its fresh heartbeat
+    /// crossed, else judged from several reads a moment apart (a worker failing in a loop,
+    /// e.g. on a duplicate key); `fspbx-ha replication conflicts` adds the error, key and
+    /// rows. `None`: not readable, a reason says why.
     pub conflicts: Option<ConflictSummary>,
     /// Schema drift between the nodes and tables a subscription does not include yet
     /// (`None`: not readable, the reason says why).
@@ -295,19 +296,22 @@ const LAG_BYTES_DEGRADED: i64 = 64 * 1024 * 1024;
 /// Reads both directions, writes a heartbeat on each node and waits (up to
 /// `replication.heartbeat_timeout`) for it to appear on the other.
 pub async fn status(pair: &Pair) -> Result<ReplicationStatus> {
-    // The heartbeat round trip and the other reads (drift, sequences, slots, the apply
-    // workers' state over a few reads) wait on different things: run them together.
-    let (beats, (drift, sequences, slots, conflicts)) = futures_util::future::join(
+    // The heartbeat round trip and the other reads wait on different things: run them
+    // together.
+    let (beats, (drift, sequences, slots)) = futures_util::future::join(
         directions_with_beats(pair),
-        futures_util::future::join4(
-            drift(pair),
-            check_sequences(pair),
-            slot_safety(pair),
-            conflict_summary(pair),
-        ),
+        futures_util::future::join3(drift(pair), check_sequences(pair), slot_safety(pair)),
     )
     .await;
     let (directions, written) = beats?;
+    // A fresh heartbeat applied on the other side proves its apply worker got past every
+    // earlier change: flowing. Only without that proof are the workers read a few times over
+    // (≈0.4 s) to tell a worker failing in a loop from one that is just slow.
+    let conflicts = if directions.iter().all(|d| d.heartbeat_lag_s.is_some()) {
+        Ok(flowing_by_heartbeat(&directions))
+    } else {
+        conflict_summary(pair).await
+    };
     let max_lag = pair.config().policy.max_replication_lag.as_secs_f64();
     let (verdict, reasons) = judge(&directions, max_lag, written);
     let notes = history_notes(&directions);
@@ -379,6 +383,23 @@ async fn directions_with_beats(pair: &Pair) -> Result<(Vec<DirectionStatus>, [bo
         d.last_heartbeat_age_s = age;
     }
     Ok((directions, written))
+}
+
+/// The apply state when every direction's fresh heartbeat arrived: each flowing (pure).
+fn flowing_by_heartbeat(dirs: &[DirectionStatus]) -> ConflictSummary {
+    ConflictSummary {
+        directions: dirs
+            .iter()
+            .map(|d| DirectionSummary {
+                from: d.from.clone(),
+                to: d.to.clone(),
+                subscription: d.subscription.clone(),
+                state: ApplyState::Flowing,
+                apply_error_count: d.apply_error_count,
+                conflicts_counted: d.conflicts.values().sum(),
+            })
+            .collect(),
+    }
 }
 
 /// Directions whose apply worker fails in a loop (pure). Disabled and missing subscriptions
