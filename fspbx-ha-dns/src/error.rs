@@ -8,7 +8,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use crate::record::{Expected, RecordKind, RecordSet};
+use crate::record::{Change, Expected, RecordKind, RecordSet};
 
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -252,5 +252,20 @@ impl Error {
     /// Whether the error says the compare-and-swap guard failed (the record was not changed).
     pub fn is_cas_mismatch(&self) -> bool {
         matches!(self, Error::CasMismatch { .. })
+    }
+
+    /// The guard of the validated `change` failed at `provider`; `found` is what is there.
+    pub(crate) fn cas_mismatch(
+        provider: &'static str,
+        change: &Change,
+        found: Option<RecordSet>,
+    ) -> Self {
+        Error::CasMismatch {
+            provider,
+            name: change.name.clone(),
+            kind: change.kind,
+            expected: change.expect.clone().unwrap_or(Expected::Absent),
+            found: found.map(Box::new),
+        }
     }
 }

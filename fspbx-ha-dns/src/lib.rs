@@ -27,6 +27,7 @@ pub mod cas;
 pub mod cloudflare;
 mod config;
 mod error;
+mod http;
 pub mod plan;
 pub mod propagation;
 mod provider;

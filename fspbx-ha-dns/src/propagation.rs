@@ -175,19 +175,22 @@ impl Checker {
     /// address found is used with `port`.
     pub async fn discover(zone: &str, bootstrap: SocketAddr, port: u16) -> Result<Self> {
         let zone_name = parse_name(&fqdn(zone))?;
-        let timeout = Duration::from_secs(2);
-        let resp = wire::exchange(
-            bootstrap,
-            wire::query_message(zone_name.clone(), RecordType::NS, true),
-            None,
-            timeout,
-            2,
-        )
-        .await
-        .map_err(|e| Error::Dns {
-            server: bootstrap,
-            detail: e.to_string(),
-        })?;
+        // A recursive question to the bootstrap server, 2 s per try, 2 re-sends.
+        let ask = |name: Name, rtype: RecordType| async move {
+            wire::exchange(
+                bootstrap,
+                wire::query_message(name, rtype, true),
+                None,
+                Duration::from_secs(2),
+                2,
+            )
+            .await
+            .map_err(|e| Error::Dns {
+                server: bootstrap,
+                detail: e.to_string(),
+            })
+        };
+        let resp = ask(zone_name, RecordType::NS).await?;
         check_rcode(bootstrap, &fqdn(zone), resp.metadata.response_code)?;
         let hosts: Vec<Name> = resp
             .answers
@@ -200,18 +203,7 @@ impl Checker {
         let mut servers = vec![];
         for host in hosts {
             for rtype in [RecordType::A, RecordType::AAAA] {
-                let resp = wire::exchange(
-                    bootstrap,
-                    wire::query_message(host.clone(), rtype, true),
-                    None,
-                    timeout,
-                    2,
-                )
-                .await
-                .map_err(|e| Error::Dns {
-                    server: bootstrap,
-                    detail: e.to_string(),
-                })?;
+                let resp = ask(host.clone(), rtype).await?;
                 for r in &resp.answers {
                     let ip = match &r.data {
                         RData::A(a) => IpAddr::V4(a.0),

@@ -1,10 +1,12 @@
-//! The provider trait every DNS backend implements.
+//! The provider trait every DNS backend implements, and the read-back wait of the providers
+//! that have no change status.
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::record::{Capabilities, Change, ChangeReceipt, RecordKind, RecordSet};
 
 /// A DNS backend that can read and change the records of one zone.
@@ -36,4 +38,35 @@ pub trait DnsProvider: Send + Sync + std::fmt::Debug {
 
     /// What this provider can promise.
     fn capabilities(&self) -> Capabilities;
+}
+
+/// Reads the record of `receipt` with `read` every `interval` until it holds the receipt's
+/// values; after `timeout`, [`Error::Timeout`] says `what` was awaited.
+pub(crate) async fn wait_until_read_back<F, Fut>(
+    provider: &'static str,
+    receipt: &ChangeReceipt,
+    timeout: Duration,
+    interval: Duration,
+    what: impl FnOnce() -> String,
+    read: F,
+) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Option<RecordSet>>>,
+{
+    let start = Instant::now();
+    loop {
+        let now = read().await?;
+        if now.map(|r| r.values).unwrap_or_default() == receipt.record.values {
+            return Ok(());
+        }
+        if start.elapsed() >= timeout {
+            return Err(Error::Timeout {
+                provider,
+                what: what(),
+                after: timeout,
+            });
+        }
+        tokio::time::sleep(interval).await;
+    }
 }

@@ -177,6 +177,16 @@ impl Change {
         self
     }
 
+    /// The record set this change writes (as given; call on a validated change).
+    pub(crate) fn record_set(&self) -> RecordSet {
+        RecordSet {
+            name: self.name.clone(),
+            kind: self.kind,
+            ttl: self.ttl,
+            values: self.values.clone(),
+        }
+    }
+
     /// Checks the change is well formed for `zone` and returns it normalized (FQDN name,
     /// sorted values).
     pub fn validated(&self, zone: &str) -> Result<Change> {
@@ -229,6 +239,18 @@ pub struct ChangeReceipt {
     pub accepted_at: SystemTime,
 }
 
+impl ChangeReceipt {
+    /// The receipt of `provider` accepting the validated `change` now.
+    pub(crate) fn accepted(provider: &str, id: Option<String>, change: &Change) -> Self {
+        ChangeReceipt {
+            provider: provider.into(),
+            id,
+            record: change.record_set(),
+            accepted_at: SystemTime::now(),
+        }
+    }
+}
+
 /// What a provider can promise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capabilities {
@@ -255,6 +277,19 @@ pub fn fqdn(name: &str) -> String {
 /// Whether `name` (FQDN) is `zone` (FQDN) or below it.
 pub fn in_zone(name: &str, zone: &str) -> bool {
     name == zone || name.ends_with(&format!(".{zone}")) || zone == "."
+}
+
+/// `name` as an FQDN, or [`Error::NameNotInZone`] when it is not in `zone` (FQDN).
+pub(crate) fn fqdn_in_zone(name: &str, zone: &str) -> Result<String> {
+    let fq = fqdn(name);
+    if in_zone(&fq, zone) {
+        Ok(fq)
+    } else {
+        Err(Error::NameNotInZone {
+            name: fq,
+            zone: zone.to_string(),
+        })
+    }
 }
 
 fn check_name(name: &str) -> Result<()> {

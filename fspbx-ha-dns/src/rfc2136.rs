@@ -7,7 +7,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -21,9 +21,10 @@ use hickory_net::proto::rr::{DNSClass, Name, RData, Record, RecordType, TSigner}
 
 use crate::error::{Error, Result};
 use crate::propagation::{parse_name, record_type};
-use crate::provider::DnsProvider;
+use crate::provider::{DnsProvider, wait_until_read_back};
 use crate::record::{
-    Capabilities, Change, ChangeReceipt, Expected, RecordKind, RecordSet, fqdn, normalize_values,
+    Capabilities, Change, ChangeReceipt, Expected, RecordKind, RecordSet, fqdn, fqdn_in_zone,
+    normalize_values,
 };
 use crate::wire;
 
@@ -360,13 +361,7 @@ impl DnsProvider for Rfc2136 {
     }
 
     async fn get(&self, name: &str, kind: RecordKind) -> Result<Option<RecordSet>> {
-        let fq = fqdn(name);
-        if !crate::record::in_zone(&fq, &self.zone) {
-            return Err(Error::NameNotInZone {
-                name: fq,
-                zone: self.zone.clone(),
-            });
-        }
+        let fq = fqdn_in_zone(name, &self.zone)?;
         self.read(&fq, kind).await
     }
 
@@ -380,27 +375,11 @@ impl DnsProvider for Rfc2136 {
         let rcode = resp.metadata.response_code;
         tracing::debug!(server = %self.server, name = %change.name, %rcode, "rfc2136 update");
         match rcode {
-            ResponseCode::NoError => Ok(ChangeReceipt {
-                provider: PROVIDER.into(),
-                id: None,
-                record: RecordSet {
-                    name: change.name.clone(),
-                    kind: change.kind,
-                    ttl: change.ttl,
-                    values: change.values.clone(),
-                },
-                accepted_at: SystemTime::now(),
-            }),
+            ResponseCode::NoError => Ok(ChangeReceipt::accepted(PROVIDER, None, &change)),
             ResponseCode::NXRRSet | ResponseCode::YXRRSet | ResponseCode::NXDomain => {
                 // Reading also reports a CNAME in the way (ConflictingRecord).
                 let found = self.read(&change.name, change.kind).await?;
-                Err(Error::CasMismatch {
-                    provider: PROVIDER,
-                    name: change.name.clone(),
-                    kind: change.kind,
-                    expected: change.expect.clone().unwrap_or(Expected::Absent),
-                    found: found.map(Box::new),
-                })
+                Err(Error::cas_mismatch(PROVIDER, &change, found))
             }
             ResponseCode::NotAuth | ResponseCode::BADSIG | ResponseCode::BADKEY => {
                 match &self.signing {
@@ -442,22 +421,15 @@ impl DnsProvider for Rfc2136 {
     async fn wait_applied(&self, receipt: &ChangeReceipt, timeout: Duration) -> Result<()> {
         // The primary applies an update before it answers; reading it back confirms it serves
         // the new data (and catches a server that answered NOERROR without applying).
-        let start = Instant::now();
-        loop {
-            let now = self.read(&receipt.record.name, receipt.record.kind).await?;
-            let values = now.map(|r| r.values).unwrap_or_default();
-            if values == receipt.record.values {
-                return Ok(());
-            }
-            if start.elapsed() >= timeout {
-                return Err(Error::Timeout {
-                    provider: PROVIDER,
-                    what: format!("{} serving {}", self.server, receipt.record),
-                    after: timeout,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until_read_back(
+            PROVIDER,
+            receipt,
+            timeout,
+            Duration::from_millis(50),
+            || format!("{} serving {}", self.server, receipt.record),
+            || self.read(&receipt.record.name, receipt.record.kind),
+        )
+        .await
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -7,11 +7,14 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use common::{Observer, ip, provider_suite};
+use common::{
+    Observer, assert_cname_in_the_way, assert_secret_hidden, flip_a, flip_and_wait, ip,
+    provider_suite, set_a,
+};
 use fake_cloudflare::FakeCloudflare;
 use fspbx_ha_dns::cloudflare::{Cloudflare, CloudflareConfig};
 use fspbx_ha_dns::retry::Backoff;
-use fspbx_ha_dns::{Change, DnsProvider, Error, Expected, RecordKind};
+use fspbx_ha_dns::{DnsProvider, Error, RecordKind};
 use fspbx_ha_secret::Secret;
 
 const TOKEN: &str = "cf-test-token-0123456789abcdef";
@@ -69,14 +72,9 @@ async fn http_429_is_retried_after_retry_after() {
         s.retry_after = 1;
     }
     let started = Instant::now();
-    p.set(&Change::set(
-        "pbx.example.test",
-        RecordKind::A,
-        60,
-        vec![ip("127.0.0.2")],
-    ))
-    .await
-    .unwrap();
+    p.set(&set_a("pbx.example.test", 60, "127.0.0.2"))
+        .await
+        .unwrap();
     let took = started.elapsed();
     assert!(
         took >= Duration::from_secs(2),
@@ -104,12 +102,7 @@ async fn endless_429_gives_a_throttled_error_and_writes_nothing() {
     });
     f.state.lock().unwrap().throttle_next = 100;
     let err = p
-        .set(&Change::set(
-            "pbx.example.test",
-            RecordKind::A,
-            60,
-            vec![ip("127.0.0.2")],
-        ))
+        .set(&set_a("pbx.example.test", 60, "127.0.0.2"))
         .await
         .unwrap_err();
     match err {
@@ -139,8 +132,7 @@ async fn wrong_token_is_an_auth_error_without_the_token() {
         }
         other => panic!("expected AuthRejected, got {other:?}"),
     }
-    assert!(!err.to_string().contains(wrong));
-    assert!(!format!("{err:?}").contains(wrong));
+    assert_secret_hidden(&err, wrong);
     assert!(!format!("{p:?}").contains(wrong));
 }
 
@@ -152,22 +144,12 @@ async fn faults_are_typed_and_leave_the_zone_unchanged() {
     let p = provider(&f, TOKEN, None, 100);
 
     // A CNAME in the way.
-    let err = p
-        .get("alias.example.test", RecordKind::A)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, Error::ConflictingRecord { found_kind, .. } if found_kind == "CNAME"),
-        "{err:?}"
-    );
+    assert_cname_in_the_way(&p, "alias.example.test").await;
 
     // A malformed (non-JSON) answer in the middle of a flip: typed error, record unchanged.
     f.state.lock().unwrap().malformed_next = true;
     let err = p
-        .set(
-            &Change::set("pbx.example.test", RecordKind::A, 60, vec![ip("127.0.0.3")])
-                .expecting(Expected::Values(vec![ip("127.0.0.2")])),
-        )
+        .set(&flip_a("pbx.example.test", 60, "127.0.0.2", "127.0.0.3"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::MalformedResponse { .. }), "{err:?}");
@@ -175,12 +157,7 @@ async fn faults_are_typed_and_leave_the_zone_unchanged() {
 
     // The API's own validation errors come back with code and message.
     let err = p
-        .set(&Change::set(
-            "pbx.example.test",
-            RecordKind::A,
-            45,
-            vec![ip("127.0.0.3")],
-        ))
+        .set(&set_a("pbx.example.test", 45, "127.0.0.3"))
         .await
         .unwrap_err();
     assert!(
@@ -217,14 +194,7 @@ async fn flip_and_wait_applied() {
     f.insert("pbx.example.test", "A", "127.0.0.2", 60);
     let p = provider(&f, TOKEN, None, 100);
     let started = Instant::now();
-    let r = p
-        .set(
-            &Change::set("pbx.example.test", RecordKind::A, 60, vec![ip("127.0.0.3")])
-                .expecting(Expected::Values(vec![ip("127.0.0.2")])),
-        )
-        .await
-        .unwrap();
-    p.wait_applied(&r, Duration::from_secs(5)).await.unwrap();
+    flip_and_wait(&p, "pbx.example.test", 60, "127.0.0.2", "127.0.0.3").await;
     eprintln!(
         "cloudflare/fake flip latency (set -> API returns it): {:?}",
         started.elapsed()

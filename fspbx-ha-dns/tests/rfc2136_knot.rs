@@ -7,10 +7,13 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use common::{Observer, cas_race, ip, provider_suite};
-use fspbx_ha_dns::propagation::{Checker, Outcome};
+use common::{
+    Observer, assert_cname_in_the_way, assert_secret_hidden, cas_race, flip_and_wait, ip,
+    provider_suite, set_a,
+};
+use fspbx_ha_dns::propagation::{Checker, Outcome, PropagationReport};
 use fspbx_ha_dns::rfc2136::{Rfc2136, TsigAlg, TsigKey};
-use fspbx_ha_dns::{Change, DnsProvider, Error, Expected, RecordKind};
+use fspbx_ha_dns::{DnsProvider, Error, Expected, RecordKind};
 use fspbx_ha_lab::knot::{DNS_IP, DNS2_IP, Knot, KnotOptions};
 use fspbx_ha_secret::{Secret, SecretRef};
 
@@ -42,18 +45,45 @@ fn knot(secondary: bool) -> Knot {
     .unwrap()
 }
 
-fn provider(k: &Knot) -> Rfc2136 {
-    let secret = SecretRef::file(k.key_file()).resolve().unwrap();
+/// A provider for the lab zone on the primary, signing with the key `key_name`/`secret`.
+fn signed(k: &Knot, key_name: &str, secret: Secret) -> Rfc2136 {
     Rfc2136::new(
         k.primary.addr(),
         k.zone(),
         Some(TsigKey {
-            name: k.key().name.clone(),
+            name: key_name.into(),
             algorithm: TsigAlg::HmacSha256,
             secret,
         }),
     )
     .unwrap()
+}
+
+/// Waits (10 s at most, asking every `poll`) until every server of `checker` answers the A
+/// record `name` with `values`.
+async fn served_everywhere(
+    checker: &Checker,
+    name: &str,
+    values: &[IpAddr],
+    poll: Duration,
+) -> PropagationReport {
+    checker
+        .wait_for(
+            name,
+            RecordKind::A,
+            values,
+            None,
+            Duration::from_secs(10),
+            poll,
+        )
+        .await
+        .unwrap()
+}
+
+/// A provider signing with the lab's real key.
+fn provider(k: &Knot) -> Rfc2136 {
+    let secret = SecretRef::file(k.key_file()).resolve().unwrap();
+    signed(k, &k.key().name, secret)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,36 +112,15 @@ async fn wrong_tsig_secret_or_name_is_a_clear_error_and_changes_nothing() {
         ("labkey", wrong_secret.to_string()),
         ("nosuchkey", k.key().secret.clone()),
     ] {
-        let p = Rfc2136::new(
-            k.primary.addr(),
-            k.zone(),
-            Some(TsigKey {
-                name: key_name.into(),
-                algorithm: TsigAlg::HmacSha256,
-                secret: Secret::new(secret.clone()),
-            }),
-        )
-        .unwrap();
-        let err = p
-            .set(&Change::set(
-                name,
-                RecordKind::A,
-                60,
-                vec![ip("192.0.2.66")],
-            ))
-            .await
-            .unwrap_err();
+        let p = signed(&k, key_name, Secret::new(secret.clone()));
+        let err = p.set(&set_a(name, 60, "192.0.2.66")).await.unwrap_err();
         assert!(
             matches!(&err, Error::TsigRejected { key_name: n, .. } if n == key_name),
             "{err:?}"
         );
         let text = err.to_string();
         assert!(text.contains("rejected the TSIG key"), "{text}");
-        assert!(
-            !text.contains(&secret),
-            "the secret must not be in the error"
-        );
-        assert!(!format!("{err:?}").contains(&secret));
+        assert_secret_hidden(&err, &secret);
         assert!(!format!("{p:?}").contains(&secret));
     }
     assert_eq!(obs.values(name, RecordKind::A).await, vec![ip("127.0.0.2")]);
@@ -122,12 +131,7 @@ async fn unsigned_update_is_refused_with_a_hint() {
     let k = knot(false);
     let p = Rfc2136::new(k.primary.addr(), k.zone(), None).unwrap();
     let err = p
-        .set(&Change::set(
-            "server1.example.test",
-            RecordKind::A,
-            60,
-            vec![ip("192.0.2.66")],
-        ))
+        .set(&set_a("server1.example.test", 60, "192.0.2.66"))
         .await
         .unwrap_err();
     match &err {
@@ -153,22 +157,10 @@ async fn zone_not_served_and_cname_in_the_way_are_typed() {
     assert!(matches!(err, Error::ZoneNotFound { .. }), "{err:?}");
 
     let p = provider(&k);
-    let err = p
-        .get("alias.example.test", RecordKind::A)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, Error::ConflictingRecord { found_kind, .. } if found_kind == "CNAME"),
-        "{err:?}"
-    );
+    assert_cname_in_the_way(&p, "alias.example.test").await;
     // Knot would silently ignore an A beside the CNAME; the update must fail instead.
     let err = p
-        .set(&Change::set(
-            "alias.example.test",
-            RecordKind::A,
-            60,
-            vec![ip("127.0.0.66")],
-        ))
+        .set(&set_a("alias.example.test", 60, "127.0.0.66"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::ConflictingRecord { .. }), "{err:?}");
@@ -207,43 +199,28 @@ async fn flip_propagates_to_primary_and_secondary() {
     let name = "pbx.example.test";
 
     // Floating record on node A, visible on both servers.
-    p.set(&Change::set(name, RecordKind::A, 30, vec![ip("127.0.0.2")]).expecting(Expected::Absent))
+    p.set(&set_a(name, 30, "127.0.0.2").expecting(Expected::Absent))
         .await
         .unwrap();
-    let first = checker
-        .wait_for(
-            name,
-            RecordKind::A,
-            &[ip("127.0.0.2")],
-            None,
-            Duration::from_secs(10),
-            Duration::from_millis(20),
-        )
-        .await
-        .unwrap();
+    let first = served_everywhere(
+        &checker,
+        name,
+        &[ip("127.0.0.2")],
+        Duration::from_millis(20),
+    )
+    .await;
     assert!(first.verdict.all_moved(), "{first:?}");
 
     // Flip to node B and time until every authoritative server answers it.
     let started = Instant::now();
-    let r = p
-        .set(
-            &Change::set(name, RecordKind::A, 30, vec![ip("127.0.0.3")])
-                .expecting(Expected::Values(vec![ip("127.0.0.2")])),
-        )
-        .await
-        .unwrap();
-    p.wait_applied(&r, Duration::from_secs(5)).await.unwrap();
-    let report = checker
-        .wait_for(
-            name,
-            RecordKind::A,
-            &[ip("127.0.0.3")],
-            None,
-            Duration::from_secs(10),
-            Duration::from_millis(10),
-        )
-        .await
-        .unwrap();
+    flip_and_wait(&p, name, 30, "127.0.0.2", "127.0.0.3").await;
+    let report = served_everywhere(
+        &checker,
+        name,
+        &[ip("127.0.0.3")],
+        Duration::from_millis(10),
+    )
+    .await;
     let flip = started.elapsed();
     eprintln!("rfc2136/knot flip latency (set -> primary+secondary answer): {flip:?}");
     assert!(report.verdict.all_moved(), "{report:?}");
@@ -369,17 +346,13 @@ async fn dns_apply_plan_creates_and_corrects_the_three_names_from_config() {
             .iter()
             .all(|s| s.action == Action::Unchanged)
     );
-    checker
-        .wait_for(
-            "pbx.example.test",
-            RecordKind::A,
-            &a_ips,
-            None,
-            Duration::from_secs(10),
-            Duration::from_millis(20),
-        )
-        .await
-        .unwrap();
+    served_everywhere(
+        &checker,
+        "pbx.example.test",
+        &a_ips,
+        Duration::from_millis(20),
+    )
+    .await;
     let after = plan::check_at_servers(&checker, &desired).await.unwrap();
     assert!(after.iter().all(|c| c.verdict.all_moved()), "{after:?}");
     assert_eq!(
@@ -388,14 +361,9 @@ async fn dns_apply_plan_creates_and_corrects_the_three_names_from_config() {
     );
 
     // A plan that went stale (someone changed server2 since) stops with a CAS mismatch.
-    p.set(&Change::set(
-        "server2.example.test",
-        RecordKind::A,
-        300,
-        vec![ip("127.0.0.77")],
-    ))
-    .await
-    .unwrap();
+    p.set(&set_a("server2.example.test", 300, "127.0.0.77"))
+        .await
+        .unwrap();
     let stale = plan::plan(
         &desired,
         &[

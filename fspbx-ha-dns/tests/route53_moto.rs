@@ -7,18 +7,35 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use common::{Observer, cas_race, ip, provider_suite};
+use common::{
+    Observer, assert_cname_in_the_way, assert_secret_hidden, cas_race, flip_and_wait, ip,
+    provider_suite, set_a,
+};
 use fspbx_ha_dns::route53::{Route53, Route53Config};
-use fspbx_ha_dns::{Change, DnsProvider, Error, Expected, RecordKind};
+use fspbx_ha_dns::{DnsProvider, Error, Expected, RecordKind};
 use fspbx_ha_lab::moto::{Moto, MotoOptions};
 use fspbx_ha_secret::{Secret, SecretRef};
 use url::Url;
+
+/// An `Authorization` header moto routes to Route53 by its credential scope; plain moto does not
+/// check the signature itself.
+const UNSIGNED_ROUTE53_AUTH: &str = "AWS4-HMAC-SHA256 \
+     Credential=observer/20260101/us-east-1/route53/aws4_request, SignedHeaders=host, Signature=0";
 
 /// Reads the zone with an unsigned `ListResourceRecordSets` (plain moto accepts it) and its own
 /// minimal XML scan: independent of the provider's request and parsing code.
 struct ListRrsets {
     endpoint: String,
     zone_id: String,
+}
+
+impl ListRrsets {
+    fn new(m: &Moto, zone_id: String) -> Self {
+        ListRrsets {
+            endpoint: m.endpoint(),
+            zone_id,
+        }
+    }
 }
 
 #[async_trait]
@@ -29,18 +46,12 @@ impl Observer for ListRrsets {
         } else {
             format!("{name}.")
         };
-        // moto routes a request to a service by the credential scope of its Authorization
-        // header; plain moto does not check the signature itself.
         let body = reqwest::Client::new()
             .get(format!(
                 "{}/2013-04-01/hostedzone/{}/rrset?name={fq}&type={kind}",
                 self.endpoint, self.zone_id
             ))
-            .header(
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=observer/20260101/us-east-1/route53/aws4_request, \
-                 SignedHeaders=host, Signature=0",
-            )
+            .header("authorization", UNSIGNED_ROUTE53_AUTH)
             .send()
             .await
             .unwrap()
@@ -136,54 +147,36 @@ fn real_key(m: &Moto) -> Secret {
     SecretRef::file(m.secret_file()).resolve().unwrap()
 }
 
+/// The provider for `example.test` with the lab's real key, finding the zone id by name.
+fn lab_provider(m: &Moto) -> Route53 {
+    provider(m, "example.test", None, &m.key().access_key_id, real_key(m))
+}
+
+/// moto enforcing Route53's batch contract (a DELETE must match, a CREATE must not exist).
+fn strict_moto() -> Moto {
+    Moto::start(MotoOptions {
+        strict_route53: true,
+        ..MotoOptions::default()
+    })
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_suite_passes_against_moto() {
     let m = Moto::start(MotoOptions::default()).unwrap();
     m.create_hosted_zone("example.test.").unwrap();
     // No hosted zone id given: found by name.
-    let p = provider(
-        &m,
-        "example.test",
-        None,
-        &m.key().access_key_id,
-        real_key(&m),
-    );
+    let p = lab_provider(&m);
     let zone_id = p.hosted_zone_id().await.unwrap().to_string();
-    provider_suite(
-        &p,
-        &ListRrsets {
-            endpoint: m.endpoint(),
-            zone_id,
-        },
-        "suite",
-    )
-    .await;
+    provider_suite(&p, &ListRrsets::new(&m, zone_id), "suite").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_cas_flips_exactly_one_wins_on_route53() {
-    let m = Moto::start(MotoOptions {
-        strict_route53: true,
-        ..MotoOptions::default()
-    })
-    .unwrap();
+    let m = strict_moto();
     let zone_id = m.create_hosted_zone("example.test.").unwrap();
-    let p = provider(
-        &m,
-        "example.test",
-        None,
-        &m.key().access_key_id,
-        real_key(&m),
-    );
-    cas_race(
-        &p,
-        &ListRrsets {
-            endpoint: m.endpoint(),
-            zone_id,
-        },
-        "race",
-    )
-    .await;
+    let p = lab_provider(&m);
+    cas_race(&p, &ListRrsets::new(&m, zone_id), "race").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,10 +204,7 @@ async fn sigv4_accepted_with_the_real_key_refused_with_a_wrong_one() {
         &key_id,
         real_key(&m),
     );
-    let receipt = good
-        .set(&Change::set(name, RecordKind::A, 60, vec![ip("127.0.0.2")]))
-        .await
-        .unwrap();
+    let receipt = good.set(&set_a(name, 60, "127.0.0.2")).await.unwrap();
     assert!(receipt.id.is_some());
     assert_eq!(upserts_of(&journal(&m.endpoint()).await, "127.0.0.2"), 1);
 
@@ -227,10 +217,7 @@ async fn sigv4_accepted_with_the_real_key_refused_with_a_wrong_one() {
         &key_id,
         Secret::new(wrong_secret),
     );
-    let err = bad
-        .set(&Change::set(name, RecordKind::A, 60, vec![ip("127.0.0.3")]))
-        .await
-        .unwrap_err();
+    let err = bad.set(&set_a(name, 60, "127.0.0.3")).await.unwrap_err();
     match &err {
         Error::AuthRejected { status, code, .. } => {
             assert_eq!(*status, 403);
@@ -238,8 +225,7 @@ async fn sigv4_accepted_with_the_real_key_refused_with_a_wrong_one() {
         }
         other => panic!("expected AuthRejected, got {other:?}"),
     }
-    assert!(!err.to_string().contains(wrong_secret));
-    assert!(!format!("{err:?}").contains(wrong_secret));
+    assert_secret_hidden(&err, wrong_secret);
 
     // Unknown key id: 403 InvalidClientTokenId, nothing written.
     let unknown = provider(
@@ -250,7 +236,7 @@ async fn sigv4_accepted_with_the_real_key_refused_with_a_wrong_one() {
         real_key(&m),
     );
     let err = unknown
-        .set(&Change::set(name, RecordKind::A, 60, vec![ip("127.0.0.4")]))
+        .set(&set_a(name, 60, "127.0.0.4"))
         .await
         .unwrap_err();
     assert!(
@@ -270,9 +256,7 @@ async fn sigv4_accepted_with_the_real_key_refused_with_a_wrong_one() {
     );
 
     // A second signed write with the real key still goes through.
-    good.set(&Change::set(name, RecordKind::A, 30, vec![ip("127.0.0.5")]))
-        .await
-        .unwrap();
+    good.set(&set_a(name, 30, "127.0.0.5")).await.unwrap();
     assert_eq!(upserts_of(&journal(&m.endpoint()).await, "127.0.0.5"), 1);
 }
 
@@ -302,41 +286,21 @@ async fn unknown_zone_is_a_typed_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cas_flip_waits_for_insync() {
-    let m = Moto::start(MotoOptions {
-        strict_route53: true,
-        ..MotoOptions::default()
-    })
-    .unwrap();
+    let m = strict_moto();
     let zone_id = m.create_hosted_zone("example.test.").unwrap();
-    let p = provider(
-        &m,
-        "example.test",
-        None,
-        &m.key().access_key_id,
-        real_key(&m),
-    );
+    let p = lab_provider(&m);
     let name = "pbx.example.test";
-    p.set(&Change::set(name, RecordKind::A, 30, vec![ip("127.0.0.2")]).expecting(Expected::Absent))
+    p.set(&set_a(name, 30, "127.0.0.2").expecting(Expected::Absent))
         .await
         .unwrap();
     let started = Instant::now();
-    let r = p
-        .set(
-            &Change::set(name, RecordKind::A, 30, vec![ip("127.0.0.3")])
-                .expecting(Expected::Values(vec![ip("127.0.0.2")])),
-        )
-        .await
-        .unwrap();
-    assert!(r.id.is_some());
-    p.wait_applied(&r, Duration::from_secs(5)).await.unwrap();
+    let r = flip_and_wait(&p, name, 30, "127.0.0.2", "127.0.0.3").await;
     eprintln!(
         "route53/moto flip latency (CAS set -> INSYNC): {:?}",
         started.elapsed()
     );
-    let obs = ListRrsets {
-        endpoint: m.endpoint(),
-        zone_id,
-    };
+    assert!(r.id.is_some());
+    let obs = ListRrsets::new(&m, zone_id);
     assert_eq!(obs.values(name, RecordKind::A).await, vec![ip("127.0.0.3")]);
 }
 
@@ -352,43 +316,18 @@ async fn cname_in_the_way_is_a_typed_error() {
             "{}/2013-04-01/hostedzone/{zone_id}/rrset/",
             m.endpoint()
         ))
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=observer/20260101/us-east-1/route53/aws4_request, \
-             SignedHeaders=host, Signature=0",
-        )
+        .header("authorization", UNSIGNED_ROUTE53_AUTH)
         .body(batch)
         .send()
         .await
         .unwrap()
         .error_for_status()
         .unwrap();
-    let p = provider(
-        &m,
-        "example.test",
-        None,
-        &m.key().access_key_id,
-        real_key(&m),
-    );
-    let err = p
-        .get("alias.example.test", RecordKind::A)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, Error::ConflictingRecord { found_kind, .. } if found_kind == "CNAME"),
-        "{err:?}"
-    );
+    let p = lab_provider(&m);
+    assert_cname_in_the_way(&p, "alias.example.test").await;
     // A guarded flip reads first, so it stops on the CNAME too.
     let err = p
-        .set(
-            &Change::set(
-                "alias.example.test",
-                RecordKind::A,
-                60,
-                vec![ip("127.0.0.2")],
-            )
-            .expecting(Expected::Absent),
-        )
+        .set(&set_a("alias.example.test", 60, "127.0.0.2").expecting(Expected::Absent))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::ConflictingRecord { .. }), "{err:?}");

@@ -34,11 +34,9 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rustix::process::{Pid, Signal};
-
-use crate::process::{self, Guard};
+use crate::process::{self, Daemon, Guard};
 use crate::{Error, paths, ports};
 
 /// The Kamailio binary.
@@ -133,9 +131,8 @@ pub struct Kamailio {
     registrar: bool,
     calls: Option<SocketAddr>,
     dir: PathBuf,
-    paused: bool,
-    guard: Option<Guard>,
-    /// Removed after the server is stopped (field order: dropped after `guard`).
+    daemon: Daemon,
+    /// Removed after the server is stopped (field order: dropped after `daemon`).
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -145,7 +142,7 @@ impl fmt::Debug for Kamailio {
             .field("name", &self.name)
             .field("addr", &self.addr())
             .field("reply", &self.reply)
-            .field("paused", &self.paused)
+            .field("paused", &self.is_paused())
             .field("pid", &self.pid())
             .finish_non_exhaustive()
     }
@@ -176,8 +173,7 @@ impl Kamailio {
             registrar: opts.registrar,
             calls: opts.calls,
             dir,
-            paused: false,
-            guard: None,
+            daemon: Daemon::new(),
             _temp: temp,
         };
         k.write_and_check_config()?;
@@ -188,7 +184,7 @@ impl Kamailio {
     /// Starts it again with the same configuration and port (after [`Kamailio::stop`] or
     /// [`Kamailio::kill_hard`]); does nothing when it runs.
     pub fn start_again(&mut self) -> Result<(), Error> {
-        if self.guard.as_ref().is_some_and(Guard::is_running) {
+        if self.is_running() {
             return Ok(());
         }
         let program = binary()?;
@@ -205,10 +201,19 @@ impl Kamailio {
             .arg(&run);
         let name = format!("{}-{}:{}", self.name, self.ip, self.port);
         let guard = Guard::spawn(cmd, &name, &self.log_path())?.with_grace(Duration::from_secs(3));
-        self.paused = false;
-        let (ip, port, log) = (self.ip, self.port, self.log_path());
-        let guard = self.guard.insert(guard);
-        wait_ready(guard, ip, port, &log, START_TIMEOUT)
+        let (ip, addr, log) = (self.ip, self.addr(), self.log_path());
+        let guard = self.daemon.run(guard);
+        process::wait_started(
+            guard,
+            &format!("kamailio on {addr}"),
+            KAMAILIO,
+            &log,
+            START_TIMEOUT,
+            || {
+                udp_ready(ip, addr.port())
+                    && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            },
+        )
     }
 
     /// Restarts it on the same port answering OPTIONS as `reply` says.
@@ -299,49 +304,27 @@ impl Kamailio {
     /// SIGSTOPs the main process and every worker: nothing answers, sockets stay bound (a hung
     /// node, or a blip). Undo with [`Kamailio::resume`].
     pub fn pause(&mut self) {
-        if self.signal_group(Signal::STOP) {
-            self.paused = true;
-        }
+        self.daemon.pause();
     }
 
     /// SIGCONTs the process group after [`Kamailio::pause`].
     pub fn resume(&mut self) {
-        self.signal_group(Signal::CONT);
-        self.paused = false;
+        self.daemon.resume();
     }
 
     /// Whether it is paused.
     pub fn is_paused(&self) -> bool {
-        self.paused
-    }
-
-    fn signal_group(&self, sig: Signal) -> bool {
-        let Some(pid) = self
-            .pid()
-            .and_then(|p| i32::try_from(p).ok())
-            .and_then(Pid::from_raw)
-        else {
-            return false;
-        };
-        rustix::process::kill_process_group(pid, sig).is_ok()
+        self.daemon.is_paused()
     }
 
     /// Stops it (resumed first if paused, so it can shut down its workers).
     pub fn stop(&mut self) {
-        if self.paused {
-            self.resume();
-        }
-        if let Some(g) = self.guard.as_mut() {
-            g.stop();
-        }
+        self.daemon.stop();
     }
 
     /// SIGKILLs the whole process group (node-loss tests).
     pub fn kill_hard(&mut self) {
-        if let Some(g) = self.guard.as_mut() {
-            g.kill_hard();
-        }
-        self.paused = false;
+        self.daemon.kill_hard();
     }
 
     /// Listening address.
@@ -386,38 +369,26 @@ impl Kamailio {
 
     /// PID of the main process, if it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.guard
-            .as_ref()
-            .filter(|g| g.is_running())
-            .map(Guard::pid)
+        self.daemon.pid()
     }
 
     /// Whether it runs (paused counts as running).
     pub fn is_running(&self) -> bool {
-        self.pid().is_some()
+        self.daemon.is_running()
     }
 
     /// The guard of the main process (absent after [`Kamailio::detach`]).
     pub fn guard(&self) -> Option<&Guard> {
-        self.guard.as_ref()
+        self.daemon.guard()
     }
 
     /// Leaves it running after this value is dropped (the demo); returns its PID. The
     /// directory is kept even if it was temporary.
     pub fn detach(mut self) -> Option<u32> {
-        if self.paused {
-            self.resume();
-        }
         if let Some(t) = self._temp.take() {
             let _ = t.keep();
         }
-        self.guard.take().map(Guard::detach)
-    }
-}
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        self.stop();
+        self.daemon.detach()
     }
 }
 
@@ -614,42 +585,6 @@ fn udp_ready(ip: IpAddr, port: u16) -> bool {
     match sock.recv_from(&mut buf) {
         Ok((n, _)) => buf[..n].starts_with(b"SIP/2.0 200"),
         Err(_) => false,
-    }
-}
-
-/// Polls until OPTIONS over UDP gets `200` and TCP accepts; fails early when Kamailio exits.
-fn wait_ready(
-    guard: &Guard,
-    ip: IpAddr,
-    port: u16,
-    log: &Path,
-    timeout: Duration,
-) -> Result<(), Error> {
-    let deadline = Instant::now() + timeout;
-    let addr = SocketAddr::new(ip, port);
-    loop {
-        if udp_ready(ip, port)
-            && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-        {
-            tracing::debug!(%addr, pid = guard.pid(), "kamailio ready");
-            return Ok(());
-        }
-        if !guard.is_running() {
-            return Err(Error::CommandFailed {
-                what: format!("kamailio on {addr}"),
-                program: PathBuf::from(KAMAILIO),
-                status: "exited during startup".to_owned(),
-                stderr: process::log_tail(log, 20),
-            });
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::NotReady {
-                what: format!("kamailio on {addr}"),
-                timeout,
-                log_tail: Some(process::log_tail(log, 20)),
-            });
-        }
-        std::thread::sleep(process::POLL);
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::paths::{self, LabUser};
-use crate::process::{self, Guard, StopSignal};
+use crate::process::{self, Daemon, Guard, StopSignal};
 use crate::{Error, ports};
 
 /// The FS PBX database role and database name.
@@ -176,7 +176,7 @@ pub struct PgServer {
     user: Option<LabUser>,
     start_timeout: Duration,
     version_num: u32,
-    guard: Option<Guard>,
+    daemon: Daemon,
     /// Dropped after the server is stopped (see `Drop`).
     temp: Option<tempfile::TempDir>,
 }
@@ -227,7 +227,7 @@ impl PgServer {
             user,
             start_timeout: opts.start_timeout,
             version_num: 0,
-            guard: None,
+            daemon: Daemon::new(),
             temp,
         };
         server.init(&opts)?;
@@ -348,7 +348,7 @@ impl PgServer {
         }
         let pid = self.read_postmaster_pid()?;
         // pg_ctl makes the postmaster a session (and process group) leader.
-        self.guard = Some(
+        self.daemon.run(
             Guard::adopt_group(pid, &self.name)
                 .with_grace(Duration::from_secs(10))
                 .with_stop_signal(StopSignal::Int),
@@ -458,7 +458,7 @@ impl PgServer {
 
     /// Stops the server (`pg_ctl -m fast stop`, then by PID if needed); idempotent.
     pub fn stop(&mut self) {
-        let Some(mut guard) = self.guard.take() else {
+        let Some(mut guard) = self.daemon.take() else {
             return;
         };
         if guard.is_running() {
@@ -475,7 +475,7 @@ impl PgServer {
 
     /// Sends SIGKILL to the postmaster and all its processes now (node loss).
     pub fn kill_hard(&mut self) {
-        if let Some(mut guard) = self.guard.take() {
+        if let Some(mut guard) = self.daemon.take() {
             guard.kill_hard();
             self.release_shared_memory();
         }
@@ -483,14 +483,14 @@ impl PgServer {
 
     /// Whether the postmaster runs.
     pub fn is_running(&self) -> bool {
-        self.guard.as_ref().is_some_and(Guard::is_running)
+        self.daemon.is_running()
     }
 
     /// Leaves the server running after this value is dropped (the demo's `up`); returns the
     /// postmaster PID, or `None` when it was not running. The data directory stays.
     pub fn detach(mut self) -> Option<u32> {
         self.temp.take().map(tempfile::TempDir::keep);
-        self.guard.take().map(Guard::detach)
+        self.daemon.detach()
     }
 
     /// Which build runs.
@@ -515,15 +515,12 @@ impl PgServer {
 
     /// The postmaster PID while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.guard
-            .as_ref()
-            .filter(|g| g.is_running())
-            .map(Guard::pid)
+        self.daemon.pid()
     }
 
     /// The postmaster's guard (absent after stop, kill or detach).
     pub fn guard(&self) -> Option<&Guard> {
-        self.guard.as_ref()
+        self.daemon.guard()
     }
 
     /// The directory holding data, socket, log and password file.

@@ -250,6 +250,153 @@ impl Drop for Guard {
     }
 }
 
+/// A restartable daemon's process: the [`Guard`] of its current run (none before the first
+/// start and after [`Daemon::take`] or [`Daemon::detach`]) and whether its process group is
+/// paused. Components (sshd, Kamailio, Syncthing, PostgreSQL) hold one and keep only what is
+/// specific to them; dropping it stops the process (resumed first when paused).
+#[derive(Debug, Default)]
+pub struct Daemon {
+    guard: Option<Guard>,
+    paused: bool,
+}
+
+impl Daemon {
+    /// No process yet.
+    pub fn new() -> Daemon {
+        Daemon::default()
+    }
+
+    /// Holds `guard` as the current run (not paused) and returns it; a previous guard is
+    /// dropped, which stops its process.
+    pub fn run(&mut self, guard: Guard) -> &Guard {
+        self.paused = false;
+        self.guard.insert(guard)
+    }
+
+    /// The guard of the current run, if any.
+    pub fn guard(&self) -> Option<&Guard> {
+        self.guard.as_ref()
+    }
+
+    /// Mutable access to the guard of the current run (e.g. to change its grace period).
+    pub fn guard_mut(&mut self) -> Option<&mut Guard> {
+        self.guard.as_mut()
+    }
+
+    /// Takes the guard out (the caller stops it its own way); not paused afterwards.
+    pub fn take(&mut self) -> Option<Guard> {
+        self.paused = false;
+        self.guard.take()
+    }
+
+    /// PID of the process, if it runs (a paused process runs; a zombie does not).
+    pub fn pid(&self) -> Option<u32> {
+        self.guard
+            .as_ref()
+            .filter(|g| g.is_running())
+            .map(Guard::pid)
+    }
+
+    /// Whether the process runs.
+    pub fn is_running(&self) -> bool {
+        self.pid().is_some()
+    }
+
+    /// SIGSTOPs the whole process group the process leads: nothing answers, sockets stay
+    /// bound. Undo with [`Daemon::resume`].
+    pub fn pause(&mut self) {
+        if self.signal_group(Signal::STOP) {
+            self.paused = true;
+        }
+    }
+
+    /// SIGCONTs the process group after [`Daemon::pause`].
+    pub fn resume(&mut self) {
+        self.signal_group(Signal::CONT);
+        self.paused = false;
+    }
+
+    /// Whether it is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    fn signal_group(&self, sig: Signal) -> bool {
+        let Some(pid) = self.pid().and_then(to_pid) else {
+            return false;
+        };
+        rustix::process::kill_process_group(pid, sig).is_ok()
+    }
+
+    /// Stops it ([`Guard::stop`]; resumed first if paused, so it can shut down in order);
+    /// idempotent.
+    pub fn stop(&mut self) {
+        if self.paused {
+            self.resume();
+        }
+        if let Some(g) = self.guard.as_mut() {
+            g.stop();
+        }
+    }
+
+    /// SIGKILLs it now ([`Guard::kill_hard`]; node-loss tests).
+    pub fn kill_hard(&mut self) {
+        if let Some(g) = self.guard.as_mut() {
+            g.kill_hard();
+        }
+        self.paused = false;
+    }
+
+    /// Leaves it running (resumed if paused) after this value is dropped; returns its PID.
+    pub fn detach(&mut self) -> Option<u32> {
+        if self.paused {
+            self.resume();
+        }
+        self.guard.take().map(Guard::detach)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls `ready` until it returns true; fails early (naming `what`, `program` and the tail of
+/// `log`) when the process of `guard` exits, and with [`Error::NotReady`] after `timeout`.
+pub fn wait_started(
+    guard: &Guard,
+    what: &str,
+    program: &str,
+    log: &Path,
+    timeout: Duration,
+    mut ready: impl FnMut() -> bool,
+) -> Result<(), Error> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready() {
+            tracing::debug!(what, pid = guard.pid(), "ready");
+            return Ok(());
+        }
+        if !guard.is_running() {
+            return Err(Error::CommandFailed {
+                what: what.to_owned(),
+                program: PathBuf::from(program),
+                status: "exited during startup".to_owned(),
+                stderr: log_tail(log, 20),
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::NotReady {
+                what: what.to_owned(),
+                timeout,
+                log_tail: Some(log_tail(log, 20)),
+            });
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
 fn to_pid(pid: u32) -> Option<Pid> {
     i32::try_from(pid).ok().and_then(Pid::from_raw)
 }
@@ -409,4 +556,112 @@ fn check_output(out: Output, what: &str, program: PathBuf) -> Result<Output, Err
         status: out.status.to_string(),
         stderr: tail_lines(text.trim(), 20),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sleeper(dir: &Path, name: &str) -> Guard {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("300");
+        Guard::spawn(cmd, name, &dir.join(format!("{name}.log"))).unwrap()
+    }
+
+    /// Whether `pid` is (paused) or is not (resumed) in state `T` within 2 s: signals arrive
+    /// asynchronously.
+    fn becomes_stopped(pid: u32, stopped: bool) -> bool {
+        wait_until("state", Duration::from_secs(2), None, || {
+            proc_stat(pid).is_some_and(|(s, _)| (s == 'T') == stopped)
+        })
+        .is_ok()
+    }
+
+    #[test]
+    fn daemon_pauses_resumes_and_stops_its_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Daemon::new();
+        assert_eq!(d.pid(), None);
+        d.pause();
+        assert!(!d.is_paused(), "nothing to pause before a run");
+        let pid = d.run(sleeper(dir.path(), "daemon")).pid();
+        assert_eq!(d.pid(), Some(pid));
+        d.pause();
+        assert!(d.is_paused());
+        assert!(becomes_stopped(pid, true), "SIGSTOP reached the process");
+        assert!(d.is_running(), "a paused process still runs");
+        d.resume();
+        assert!(!d.is_paused());
+        assert!(becomes_stopped(pid, false), "SIGCONT reached the process");
+        d.pause();
+        d.stop();
+        assert!(!d.is_paused(), "stop resumes first");
+        assert!(!d.is_running());
+        assert!(!pid_alive(pid, None));
+        assert_eq!(d.guard().map(Guard::pid), Some(pid), "the guard stays");
+    }
+
+    #[test]
+    fn daemon_kill_hard_drop_and_detach() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Daemon::new();
+        let pid = d.run(sleeper(dir.path(), "killed")).pid();
+        d.pause();
+        d.kill_hard();
+        assert!(!d.is_paused());
+        assert!(!pid_alive(pid, None));
+
+        let pid = d.run(sleeper(dir.path(), "dropped")).pid();
+        d.pause();
+        drop(d);
+        assert!(!pid_alive(pid, None), "dropping the daemon stops it");
+
+        let mut d = Daemon::new();
+        let pid = d.run(sleeper(dir.path(), "detached")).pid();
+        let start = start_time(pid);
+        d.pause();
+        assert_eq!(d.detach(), Some(pid));
+        assert!(d.guard().is_none());
+        drop(d);
+        assert!(
+            pid_alive(pid, start),
+            "a detached process outlives the daemon"
+        );
+        assert!(becomes_stopped(pid, false), "detach resumes it");
+        assert!(stop_pid(pid, start, true, StopSignal::Term, DEFAULT_GRACE));
+        assert!(!pid_alive(pid, None));
+    }
+
+    #[test]
+    fn wait_started_tells_exit_from_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("x.log");
+        let g = sleeper(dir.path(), "waiter");
+        assert!(wait_started(&g, "ok", "sleep", &log, Duration::from_secs(1), || true).is_ok());
+        let e = wait_started(
+            &g,
+            "slow",
+            "sleep",
+            &log,
+            Duration::from_millis(100),
+            || false,
+        );
+        assert!(
+            matches!(e, Err(Error::NotReady { ref what, .. }) if what == "slow"),
+            "{e:?}"
+        );
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo boom >&2"]);
+        let gone = Guard::spawn(cmd, "exits", &log).unwrap();
+        let e = wait_started(&gone, "exits", "sh", &log, Duration::from_secs(10), || {
+            false
+        });
+        match e {
+            Err(Error::CommandFailed { what, stderr, .. }) => {
+                assert_eq!(what, "exits");
+                assert!(stderr.contains("boom"), "{stderr}");
+            }
+            other => panic!("expected CommandFailed, got {other:?}"),
+        }
+    }
 }

@@ -25,7 +25,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::process::{self, Guard};
 use crate::{Error, paths, ports};
@@ -89,26 +89,15 @@ impl SippUas {
         let args =
             ["-sn", "uas", "-i", &ip.to_string(), "-p", &port.to_string()].map(str::to_owned);
         let run = Running::spawn(&args, &format!("sipp-uas-{addr}"))?;
-        let deadline = Instant::now() + START_TIMEOUT;
         // Bound by SIPp when our own bind of the same address fails.
-        while UdpSocket::bind(addr).is_ok() {
-            if !run.guard.is_running() {
-                return Err(Error::CommandFailed {
-                    what: format!("sipp uas on {addr}"),
-                    program: PathBuf::from(SIPP),
-                    status: "exited during startup".to_owned(),
-                    stderr: process::log_tail(&run.log, 20),
-                });
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::NotReady {
-                    what: format!("sipp uas on {addr}"),
-                    timeout: START_TIMEOUT,
-                    log_tail: Some(process::log_tail(&run.log, 20)),
-                });
-            }
-            std::thread::sleep(process::POLL);
-        }
+        process::wait_started(
+            &run.guard,
+            &format!("sipp uas on {addr}"),
+            SIPP,
+            &run.log,
+            START_TIMEOUT,
+            || UdpSocket::bind(addr).is_err(),
+        )?;
         Ok(SippUas { addr, run })
     }
 

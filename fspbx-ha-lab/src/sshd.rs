@@ -22,11 +22,11 @@ use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
 
-use crate::process::{self, Guard};
+use crate::process::{self, Daemon, Guard};
 use crate::{Error, ports};
 
 /// The OpenSSH server binary (sshd refuses to start from a relative path).
@@ -195,8 +195,8 @@ pub struct Sshd {
     dir: PathBuf,
     host_key_kind: KeyKind,
     host_public: String,
-    guard: Option<Guard>,
-    /// Removed after the server is stopped (field order: dropped after `guard`).
+    daemon: Daemon,
+    /// Removed after the server is stopped (field order: dropped after `daemon`).
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -258,7 +258,7 @@ impl Sshd {
             dir,
             host_key_kind: opts.host_key_kind,
             host_public,
-            guard: None,
+            daemon: Daemon::new(),
             _temp: temp,
         };
         sshd_server.start_again()?;
@@ -268,7 +268,7 @@ impl Sshd {
     /// Starts the server again with the same files and port (after [`Sshd::stop`] or
     /// [`Sshd::kill_hard`]); does nothing when it runs.
     pub fn start_again(&mut self) -> Result<(), Error> {
-        if self.guard.as_ref().is_some_and(Guard::is_running) {
+        if self.is_running() {
             return Ok(());
         }
         let sshd = crate::paths::program("OpenSSH server (sshd)", SSHD_ENV, Path::new(SSHD))?;
@@ -277,8 +277,15 @@ impl Sshd {
         let name = format!("sshd-{}:{}", self.ip, self.port);
         let guard = Guard::spawn(cmd, &name, &self.log_path())?.with_grace(Duration::from_secs(3));
         let (addr, log) = (self.addr(), self.log_path());
-        let guard = self.guard.insert(guard);
-        wait_for_banner(guard, addr, &log, START_TIMEOUT)
+        let guard = self.daemon.run(guard);
+        process::wait_started(
+            guard,
+            &format!("sshd on {addr}"),
+            SSHD,
+            &log,
+            START_TIMEOUT,
+            || banner_ok(addr),
+        )
     }
 
     /// Replaces the host key with a freshly generated one and restarts on the same port (as if
@@ -366,10 +373,7 @@ impl Sshd {
 
     /// PID of the listening sshd, if it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.guard
-            .as_ref()
-            .filter(|g| g.is_running())
-            .map(Guard::pid)
+        self.daemon.pid()
     }
 
     /// Whether the listening sshd runs.
@@ -379,19 +383,17 @@ impl Sshd {
 
     /// The guard of the listening sshd (absent after [`Sshd::detach`]).
     pub fn guard(&self) -> Option<&Guard> {
-        self.guard.as_ref()
+        self.daemon.guard()
     }
 
     /// Mutable access to the guard (e.g. to change its grace period).
     pub fn guard_mut(&mut self) -> Option<&mut Guard> {
-        self.guard.as_mut()
+        self.daemon.guard_mut()
     }
 
     /// Stops the server (SIGTERM to its process group, so session processes go too).
     pub fn stop(&mut self) {
-        if let Some(g) = self.guard.as_mut() {
-            g.stop();
-        }
+        self.daemon.stop();
     }
 
     /// SIGKILLs the server and every connection it serves (node-loss tests). sshd runs each
@@ -399,9 +401,7 @@ impl Sshd {
     /// those are found as the listener's children and killed first.
     pub fn kill_hard(&mut self) {
         self.signal_connections(Signal::KILL);
-        if let Some(g) = self.guard.as_mut() {
-            g.kill_hard();
-        }
+        self.daemon.kill_hard();
     }
 
     /// SIGSTOPs every per-connection sshd process: the node hangs (TCP stays up, nothing
@@ -436,7 +436,7 @@ impl Sshd {
         if let Some(t) = self._temp.take() {
             let _ = t.keep();
         }
-        self.guard.take().map(Guard::detach)
+        self.daemon.detach()
     }
 }
 
@@ -496,38 +496,6 @@ fn render_config(dir: &Path, host_key: &Path, ip: IpAddr, port: u16, extra: &[St
     c
 }
 
-/// Polls until `addr` sends an `SSH-2.0` banner; fails early when sshd exits.
-fn wait_for_banner(
-    guard: &Guard,
-    addr: SocketAddr,
-    log: &Path,
-    timeout: Duration,
-) -> Result<(), Error> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if banner_ok(addr) {
-            tracing::debug!(%addr, pid = guard.pid(), "sshd ready");
-            return Ok(());
-        }
-        if !guard.is_running() {
-            return Err(Error::CommandFailed {
-                what: format!("sshd on {addr}"),
-                program: PathBuf::from(SSHD),
-                status: "exited during startup".to_owned(),
-                stderr: process::log_tail(log, 20),
-            });
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::NotReady {
-                what: format!("sshd on {addr}"),
-                timeout,
-                log_tail: Some(process::log_tail(log, 20)),
-            });
-        }
-        std::thread::sleep(process::POLL);
-    }
-}
-
 fn banner_ok(addr: SocketAddr) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
@@ -556,7 +524,6 @@ fn keygen(path: &Path, kind: KeyKind, comment: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// PIDs whose parent is `parent` (from /proc/PID/stat).
 /// PIDs of the processes whose parent is `parent` (from /proc).
 pub(crate) fn children_of(parent: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::paths;
 use crate::ports::free_port;
-use crate::process::{self, Guard, wait_until};
+use crate::process::{self, Daemon, Guard, wait_until};
 
 /// Default location of the Syncthing binary.
 pub const SYNCTHING: &str = "/usr/bin/syncthing";
@@ -102,8 +102,8 @@ pub struct Syncthing {
     api_key: String,
     device_id: String,
     dir: PathBuf,
-    guard: Option<Guard>,
-    /// Removed after the daemon is stopped (field order: dropped after `guard`).
+    daemon: Daemon,
+    /// Removed after the daemon is stopped (field order: dropped after `daemon`).
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -184,7 +184,7 @@ impl Syncthing {
             api_key,
             device_id,
             dir,
-            guard: None,
+            daemon: Daemon::new(),
             _temp: temp,
         };
         st.start_again()?;
@@ -194,7 +194,7 @@ impl Syncthing {
     /// Starts the daemon again with the same home and ports (after [`Syncthing::stop`] or
     /// [`Syncthing::kill_hard`]); does nothing when it runs.
     pub fn start_again(&mut self) -> Result<(), Error> {
-        if self.guard.as_ref().is_some_and(Guard::is_running) {
+        if self.is_running() {
             return Ok(());
         }
         let program = binary()?;
@@ -220,7 +220,7 @@ impl Syncthing {
             format!("syncthing {} REST API on {}", self.name, self.gui),
         );
         let key = self.api_key.clone();
-        let guard = self.guard.insert(guard);
+        let guard = self.daemon.run(guard);
         wait_until(&what, START_TIMEOUT, Some(&log), || {
             guard.is_running() && ping_ok(gui, &key)
         })
@@ -315,34 +315,27 @@ impl Syncthing {
     /// The guard of the daemon (absent after [`Syncthing::detach`]), e.g. for a lab.json
     /// process record.
     pub fn guard(&self) -> Option<&Guard> {
-        self.guard.as_ref()
+        self.daemon.guard()
     }
 
     /// PID of the daemon, if it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.guard
-            .as_ref()
-            .filter(|g| g.is_running())
-            .map(Guard::pid)
+        self.daemon.pid()
     }
 
     /// Whether the daemon runs.
     pub fn is_running(&self) -> bool {
-        self.pid().is_some()
+        self.daemon.is_running()
     }
 
-    /// Stops the daemon (SIGTERM to its process group, SIGKILL after 10 s).
+    /// Stops the daemon (SIGTERM, SIGKILL to its process group after 10 s).
     pub fn stop(&mut self) {
-        if let Some(g) = self.guard.as_mut() {
-            g.stop();
-        }
+        self.daemon.stop();
     }
 
     /// SIGKILLs the daemon (node-loss tests).
     pub fn kill_hard(&mut self) {
-        if let Some(g) = self.guard.as_mut() {
-            g.kill_hard();
-        }
+        self.daemon.kill_hard();
     }
 
     /// Leaves the daemon running after this value is dropped (the demo); returns its PID. The
@@ -351,13 +344,7 @@ impl Syncthing {
         if let Some(t) = self._temp.take() {
             let _ = t.keep();
         }
-        self.guard.take().map(Guard::detach)
-    }
-}
-
-impl Drop for Syncthing {
-    fn drop(&mut self) {
-        self.stop();
+        self.daemon.detach()
     }
 }
 

@@ -10,7 +10,7 @@ mod api;
 
 use std::fmt;
 use std::net::IpAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use fspbx_ha_secret::Secret;
@@ -21,9 +21,10 @@ use url::Url;
 
 use crate::cas::{self, Decision};
 use crate::error::{Error, Result};
-use crate::provider::DnsProvider;
+use crate::http;
+use crate::provider::{DnsProvider, wait_until_read_back};
 use crate::record::{
-    Capabilities, Change, ChangeReceipt, Expected, RecordKind, RecordSet, fqdn, in_zone,
+    Capabilities, Change, ChangeReceipt, RecordKind, RecordSet, fqdn, fqdn_in_zone,
     normalize_values,
 };
 use crate::retry::Backoff;
@@ -87,14 +88,7 @@ impl Cloudflare {
                 reason: "must be an http(s) URL".into(),
             });
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .map_err(|source| Error::Http {
-                provider: PROVIDER,
-                url: base.clone(),
-                source,
-            })?;
+        let http = http::client(PROVIDER, &base)?;
         let zone_id = OnceCell::new();
         if let Some(id) = cfg.zone_id {
             let _ = zone_id.set(id);
@@ -160,11 +154,7 @@ impl Cloudflare {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let resp = req.send().await.map_err(|source| Error::Http {
-                provider: PROVIDER,
-                url: url.clone(),
-                source,
-            })?;
+            let resp = req.send().await.map_err(http::transport(PROVIDER, &url))?;
             let status = resp.status();
             if status == StatusCode::TOO_MANY_REQUESTS {
                 let retry_after = resp
@@ -173,27 +163,11 @@ impl Cloudflare {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(Duration::from_secs);
-                match self.backoff.delay(attempt, retry_after) {
-                    Some(d) => {
-                        tracing::info!(attempt, delay = ?d, "cloudflare 429, retrying");
-                        tokio::time::sleep(d).await;
-                        continue;
-                    }
-                    None => {
-                        return Err(Error::Throttled {
-                            provider: PROVIDER,
-                            code: "HTTP 429".into(),
-                            attempts: attempt,
-                            retry_after,
-                        });
-                    }
-                }
+                let code = "HTTP 429".to_string();
+                http::pause_or_give_up(&self.backoff, PROVIDER, code, attempt, retry_after).await?;
+                continue;
             }
-            let text = resp.text().await.map_err(|source| Error::Http {
-                provider: PROVIDER,
-                url: url.clone(),
-                source,
-            })?;
+            let text = resp.text().await.map_err(http::transport(PROVIDER, &url))?;
             let env: Envelope<T> =
                 serde_json::from_str(&text).map_err(|e| Error::MalformedResponse {
                     provider: PROVIDER,
@@ -337,13 +311,7 @@ impl DnsProvider for Cloudflare {
     }
 
     async fn get(&self, name: &str, kind: RecordKind) -> Result<Option<RecordSet>> {
-        let fq = fqdn(name);
-        if !in_zone(&fq, &self.zone) {
-            return Err(Error::NameNotInZone {
-                name: fq,
-                zone: self.zone.clone(),
-            });
-        }
+        let fq = fqdn_in_zone(name, &self.zone)?;
         let recs = self.records(&fq, kind).await?;
         Self::to_set(&fq, kind, &recs)
     }
@@ -361,48 +329,31 @@ impl DnsProvider for Cloudflare {
         }
         let existing = self.records(&change.name, change.kind).await?;
         let current = Self::to_set(&change.name, change.kind, &existing)?;
-        let receipt = ChangeReceipt {
-            provider: PROVIDER.into(),
-            id: None,
-            record: RecordSet {
-                name: change.name.clone(),
-                kind: change.kind,
-                ttl: change.ttl,
-                values: change.values.clone(),
-            },
-            accepted_at: SystemTime::now(),
-        };
+        let receipt = ChangeReceipt::accepted(PROVIDER, None, &change);
         match cas::decide(&change, current.as_ref()) {
-            Decision::Mismatch => {
-                return Err(Error::CasMismatch {
-                    provider: PROVIDER,
-                    name: change.name.clone(),
-                    kind: change.kind,
-                    expected: change.expect.clone().unwrap_or(Expected::Absent),
-                    found: current.map(Box::new),
-                });
-            }
+            Decision::Mismatch => return Err(Error::cas_mismatch(PROVIDER, &change, current)),
             Decision::AlreadyApplied => return Ok(receipt),
             Decision::Write => {}
         }
         let zone_id = self.zone_id().await?;
         let bare = change.name.trim_end_matches('.').to_string();
+        // The whole record, as PUT (replace) and POST (create) send it.
+        let full = |content: IpAddr| RecordBody {
+            kind: Some(change.kind.as_str().into()),
+            name: Some(bare.clone()),
+            content: Some(content.to_string()),
+            ttl: change.ttl,
+            proxied: false,
+        };
+        let records = format!("/zones/{zone_id}/dns_records");
         for op in api::plan_ops(&existing, &change.values, change.ttl) {
             let (method, path, body) = match op {
-                Op::Put { id, content } => (
-                    Method::PUT,
-                    format!("/zones/{zone_id}/dns_records/{id}"),
-                    Some(RecordBody {
-                        kind: Some(change.kind.as_str().into()),
-                        name: Some(bare.clone()),
-                        content: Some(content.to_string()),
-                        ttl: change.ttl,
-                        proxied: false,
-                    }),
-                ),
+                Op::Put { id, content } => {
+                    (Method::PUT, format!("{records}/{id}"), Some(full(content)))
+                }
                 Op::Patch { id } => (
                     Method::PATCH,
-                    format!("/zones/{zone_id}/dns_records/{id}"),
+                    format!("{records}/{id}"),
                     Some(RecordBody {
                         kind: None,
                         name: None,
@@ -411,22 +362,8 @@ impl DnsProvider for Cloudflare {
                         proxied: false,
                     }),
                 ),
-                Op::Post { content } => (
-                    Method::POST,
-                    format!("/zones/{zone_id}/dns_records"),
-                    Some(RecordBody {
-                        kind: Some(change.kind.as_str().into()),
-                        name: Some(bare.clone()),
-                        content: Some(content.to_string()),
-                        ttl: change.ttl,
-                        proxied: false,
-                    }),
-                ),
-                Op::Delete { id } => (
-                    Method::DELETE,
-                    format!("/zones/{zone_id}/dns_records/{id}"),
-                    None,
-                ),
+                Op::Post { content } => (Method::POST, records.clone(), Some(full(content))),
+                Op::Delete { id } => (Method::DELETE, format!("{records}/{id}"), None),
             };
             let _: (Option<serde_json::Value>, _) =
                 self.call(method, &path, &[], body.as_ref()).await?;
@@ -436,21 +373,15 @@ impl DnsProvider for Cloudflare {
 
     async fn wait_applied(&self, receipt: &ChangeReceipt, timeout: Duration) -> Result<()> {
         // The API has no change status; the records it returns are what its edge serves.
-        let start = Instant::now();
-        loop {
-            let now = self.get(&receipt.record.name, receipt.record.kind).await?;
-            if now.map(|r| r.values).unwrap_or_default() == receipt.record.values {
-                return Ok(());
-            }
-            if start.elapsed() >= timeout {
-                return Err(Error::Timeout {
-                    provider: PROVIDER,
-                    what: format!("the API returning {}", receipt.record),
-                    after: timeout,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        wait_until_read_back(
+            PROVIDER,
+            receipt,
+            timeout,
+            Duration::from_millis(500),
+            || format!("the API returning {}", receipt.record),
+            || self.get(&receipt.record.name, receipt.record.kind),
+        )
+        .await
     }
 
     fn capabilities(&self) -> Capabilities {

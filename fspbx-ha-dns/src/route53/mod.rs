@@ -21,9 +21,10 @@ use url::Url;
 
 use crate::cas::{self, Decision};
 use crate::error::{Error, Result};
+use crate::http;
 use crate::provider::DnsProvider;
 use crate::record::{
-    Capabilities, Change, ChangeReceipt, Expected, RecordKind, RecordSet, fqdn, in_zone,
+    Capabilities, Change, ChangeReceipt, RecordKind, RecordSet, fqdn, fqdn_in_zone,
     normalize_values,
 };
 use crate::retry::Backoff;
@@ -104,14 +105,7 @@ impl Route53 {
                 reason: "set the AWS access key id".into(),
             });
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .map_err(|source| Error::Http {
-                provider: PROVIDER,
-                url: endpoint.to_string(),
-                source,
-            })?;
+        let http = http::client(PROVIDER, endpoint.as_str())?;
         let zone_id = OnceCell::new();
         if let Some(id) = cfg.hosted_zone_id {
             let id = id.trim_start_matches("/hostedzone/").to_string();
@@ -210,17 +204,15 @@ impl Route53 {
                     .header("content-type", "application/xml")
                     .body(body.clone());
             }
-            let resp = req.send().await.map_err(|source| Error::Http {
-                provider: PROVIDER,
-                url: url.to_string(),
-                source,
-            })?;
+            let resp = req
+                .send()
+                .await
+                .map_err(http::transport(PROVIDER, url.as_str()))?;
             let status = resp.status();
-            let text = resp.text().await.map_err(|source| Error::Http {
-                provider: PROVIDER,
-                url: url.to_string(),
-                source,
-            })?;
+            let text = resp
+                .text()
+                .await
+                .map_err(http::transport(PROVIDER, url.as_str()))?;
             if status.is_success() {
                 return Ok(Ok(text));
             }
@@ -235,21 +227,8 @@ impl Route53 {
                 "Throttling" | "ThrottlingException" | "PriorRequestNotComplete"
             ) || status == StatusCode::TOO_MANY_REQUESTS;
             if throttled {
-                match self.backoff.delay(attempt, None) {
-                    Some(d) => {
-                        tracing::info!(%code, attempt, delay = ?d, "route53 throttled, retrying");
-                        tokio::time::sleep(d).await;
-                        continue;
-                    }
-                    None => {
-                        return Err(Error::Throttled {
-                            provider: PROVIDER,
-                            code,
-                            attempts: attempt,
-                            retry_after: None,
-                        });
-                    }
-                }
+                http::pause_or_give_up(&self.backoff, PROVIDER, code, attempt, None).await?;
+                continue;
             }
             return Ok(Err(ApiFailure {
                 status,
@@ -422,12 +401,7 @@ pub(crate) fn plan_batch(
     change: &Change,
     current: Option<&RecordSet>,
 ) -> Vec<(&'static str, RecordSet)> {
-    let new = RecordSet {
-        name: change.name.clone(),
-        kind: change.kind,
-        ttl: change.ttl,
-        values: change.values.clone(),
-    };
+    let new = change.record_set();
     let mut items = vec![];
     if change.expect.is_some() {
         if let Some(cur) = current {
@@ -457,13 +431,7 @@ impl DnsProvider for Route53 {
     }
 
     async fn get(&self, name: &str, kind: RecordKind) -> Result<Option<RecordSet>> {
-        let fq = fqdn(name);
-        if !in_zone(&fq, &self.zone) {
-            return Err(Error::NameNotInZone {
-                name: fq,
-                zone: self.zone.clone(),
-            });
-        }
+        let fq = fqdn_in_zone(name, &self.zone)?;
         self.read(&fq, kind).await
     }
 
@@ -477,24 +445,8 @@ impl DnsProvider for Route53 {
         } else {
             self.read(&change.name, change.kind).await?
         };
-        let mismatch = |found: Option<RecordSet>| Error::CasMismatch {
-            provider: PROVIDER,
-            name: change.name.clone(),
-            kind: change.kind,
-            expected: change.expect.clone().unwrap_or(Expected::Absent),
-            found: found.map(Box::new),
-        };
-        let receipt = |id: Option<String>| ChangeReceipt {
-            provider: PROVIDER.into(),
-            id,
-            record: RecordSet {
-                name: change.name.clone(),
-                kind: change.kind,
-                ttl: change.ttl,
-                values: change.values.clone(),
-            },
-            accepted_at: SystemTime::now(),
-        };
+        let mismatch = |found| Error::cas_mismatch(PROVIDER, &change, found);
+        let receipt = |id| ChangeReceipt::accepted(PROVIDER, id, &change);
         if change.expect.is_some() || change.values.is_empty() {
             match cas::decide(&change, current.as_ref()) {
                 Decision::Mismatch => return Err(mismatch(current)),
@@ -574,6 +526,7 @@ impl DnsProvider for Route53 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Expected;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fspbx_ha_dns::{Change, DnsProvider, Error, Expected, RecordKind, RecordSet};
+use fspbx_ha_dns::{Change, ChangeReceipt, DnsProvider, Error, Expected, RecordKind, RecordSet};
 
 /// Reads a record straight from the real server (or fake), independently of the provider.
 #[async_trait]
@@ -16,6 +16,48 @@ pub trait Observer: Send + Sync {
 
 pub fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
+}
+
+/// An unguarded change of the A record `name` to the single address `to`.
+pub fn set_a(name: &str, ttl: u32, to: &str) -> Change {
+    Change::set(name, RecordKind::A, ttl, vec![ip(to)])
+}
+
+/// A guarded flip of the A record `name` from the single address `from` to `to`.
+pub fn flip_a(name: &str, ttl: u32, from: &str, to: &str) -> Change {
+    set_a(name, ttl, to).expecting(Expected::Values(vec![ip(from)]))
+}
+
+/// Flips `name` from `from` to `to` with a guard and waits (5 s at most) until the provider
+/// reports it applied.
+pub async fn flip_and_wait(
+    p: &dyn DnsProvider,
+    name: &str,
+    ttl: u32,
+    from: &str,
+    to: &str,
+) -> ChangeReceipt {
+    let r = p.set(&flip_a(name, ttl, from, to)).await.unwrap();
+    p.wait_applied(&r, Duration::from_secs(5)).await.unwrap();
+    r
+}
+
+/// Reading the A record of `name`, where a CNAME stands, is a typed conflict naming the CNAME.
+pub async fn assert_cname_in_the_way(p: &dyn DnsProvider, name: &str) {
+    let err = p.get(name, RecordKind::A).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::ConflictingRecord { found_kind, .. } if found_kind == "CNAME"),
+        "{err:?}"
+    );
+}
+
+/// Neither the message nor the debug form of `err` holds `secret`.
+pub fn assert_secret_hidden(err: &Error, secret: &str) {
+    assert!(
+        !err.to_string().contains(secret),
+        "the secret must not be in the error"
+    );
+    assert!(!format!("{err:?}").contains(secret));
 }
 
 /// Runs the generic suite against `p`, using names below `label.<zone>`.
