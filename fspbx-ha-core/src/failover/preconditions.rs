@@ -1,5 +1,5 @@
 //! The failover preconditions the controller measures: replication lag into each node (the
-//! end-to-end heartbeat of `replication status`), schema parity (the two inventories' schema
+//! end-to-end heartbeat, [`heartbeats`]), schema parity (the two inventories' schema
 //! fingerprints) and Syncthing completion of each node (every shared folder complete in the
 //! direction into that node, as `fspbx-ha-sync` computes it from both daemons).
 //!
@@ -14,7 +14,7 @@ use fspbx_ha_sync::SyncStatus;
 use super::{Input, NodeId, Requirement};
 use crate::config::ClusterConfig;
 use crate::files::{Files, FilesOptions};
-use crate::replication::{Pair, status};
+use crate::replication::{Pair, heartbeats};
 
 /// Whether any gate is measured at all under `config`.
 pub fn measured(config: &ClusterConfig) -> bool {
@@ -137,8 +137,7 @@ async fn measure_pg(config: &ClusterConfig) -> Result<Vec<Input>, String> {
     let pair = Pair::connect(config).await.map_err(problem)?;
     let mut inputs = vec![];
     if config.failover.lag != Requirement::Off {
-        let st = status(&pair).await.map_err(problem)?;
-        for d in &st.directions {
+        for d in &heartbeats(&pair).await.map_err(problem)? {
             let node = if config.nodes.first().is_some_and(|n| n.name == d.to) {
                 NodeId::A
             } else {

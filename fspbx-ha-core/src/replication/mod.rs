@@ -52,5 +52,7 @@ pub use sequences::{
     interleave, sequences_report,
 };
 pub use slots::{SlotSafety, slot_safety};
-pub use status::{DirectionStatus, ReplicationStatus, SlotStatus, TableState, Verdict, status};
+pub use status::{
+    DirectionStatus, ReplicationStatus, SlotStatus, TableState, Verdict, heartbeats, status,
+};
 pub use verify::{TableComparison, VerifyReport, verify};

@@ -337,6 +337,13 @@ pub async fn status(pair: &Pair) -> Result<ReplicationStatus> {
     })
 }
 
+/// Both directions with a fresh heartbeat round trip each way, and nothing else of
+/// [`status`] (no drift, sequence, slot or apply-state reads): what a periodic lag
+/// measurement needs, such as the failover controller's replication-lag gate.
+pub async fn heartbeats(pair: &Pair) -> Result<Vec<DirectionStatus>> {
+    Ok(directions_with_beats(pair).await?.0)
+}
+
 /// Both directions as their subscribers and publishers report them, with a fresh heartbeat
 /// written on each node and watched for on the other (up to `replication.heartbeat_timeout`);
 /// also which nodes had a heartbeat table to write to.

@@ -1,5 +1,5 @@
-//! The checks the tool runs itself: pure judgements of what `replication::status` and the
-//! inventories say, and the queries behind them.
+//! The checks the tool runs itself: pure judgements of what `replication::heartbeats` (the
+//! directions of `status`), drift and the inventories say, and the queries behind them.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -335,9 +335,9 @@ pub(crate) async fn run_once(
     let first = cx.first;
     match check {
         Check::ReplicationHealthy => {
-            let st = replication::status(pair).await?;
+            let directions = replication::heartbeats(pair).await?;
             Ok(Finding {
-                problems: health_problems(&st.directions),
+                problems: health_problems(&directions),
                 ..Finding::default()
             })
         }
@@ -346,14 +346,14 @@ pub(crate) async fn run_once(
                 sample_interval: Duration::from_millis(500),
                 read_log: true,
             };
-            let before = replication::status(pair).await?;
+            let before = replication::heartbeats(pair).await?;
             // Two reads of each subscription half a second apart, and for a stuck one the apply
             // worker's error from the subscriber's log (table, key, finish LSN).
             let mut report = replication::conflicts(pair, &options).await?;
-            let after = replication::status(pair).await?;
-            let (mut problems, note) = stuck_problems(&before.directions, &after.directions);
+            let after = replication::heartbeats(pair).await?;
+            let (mut problems, note) = stuck_problems(&before, &after);
             // A worker failing in a loop is alive for a moment every few seconds: when the
-            // status saw it stuck and the conflict reads caught it alive, read again.
+            // heartbeat reads saw it stuck and the conflict reads caught it alive, read again.
             for _ in 0..3 {
                 if problems.is_empty() || report.any() {
                     break;
@@ -459,15 +459,13 @@ pub(crate) async fn run_once(
             })
         }
         Check::HeartbeatFlows => {
-            let st = replication::status(pair).await?;
-            let problems: Vec<String> = st
-                .directions
+            let directions = replication::heartbeats(pair).await?;
+            let problems: Vec<String> = directions
                 .iter()
                 .filter(|d| d.heartbeat_lag_s.is_none())
                 .map(|d| format!("{} -> {}: a fresh heartbeat did not arrive", d.from, d.to))
                 .collect();
-            let note = st
-                .directions
+            let note = directions
                 .iter()
                 .filter_map(|d| {
                     d.heartbeat_lag_s
